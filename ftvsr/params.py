@@ -157,7 +157,7 @@ class EvaluateSettings(_Strict):
     datasets: list[str] = ["reds4", "vid4"]
     levels: list[Literal["raw"] | Crf] = ["raw", 15, 25, 35]
     protocol: Literal["full", "published"] = "full"
-    convert_to_y: bool = False
+    y_channel_datasets: list[str] = []  # scored on Y (BT.601) instead of RGB
     crop_border: int = Field(0, ge=0)
     chunk: int | None = Field(None, gt=0)
     tile: int | None = Field(None, gt=0)
