@@ -30,7 +30,7 @@ class SampleClip(_Strict):
     video: Literal["bigbuckbunny.mp4", "carphone_pristine.mp4"]
     first_frame: int = Field(0, ge=0)
     num_frames: int = Field(..., gt=0)
-    frame_step: int = Field(1, gt=0)
+    step: int = Field(1, gt=0)
     max_height: int | None = Field(None, gt=0)
     max_width: int | None = Field(None, gt=0)
 
