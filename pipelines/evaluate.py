@@ -1,0 +1,44 @@
+"""Stage `evaluate@DATASET-LEVEL`: the trained model and bicubic on one test set at one level."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, task
+
+from ftvsr.evaluate import evaluate_set, write_results
+from ftvsr.models import FTVSR
+from ftvsr.params import PARAMS_FILE, load_params
+from pipelines._common import run_stage, stage_parser
+
+
+@task(task_run_name="evaluate {dataset} {level}")
+def evaluate_task(weights: Path, lr: Path, gt: Path, dataset: str, level: str, out: Path, params_file: Path) -> dict:
+    settings = load_params(params_file).evaluate
+    frames = evaluate_set(
+        lr, gt, model=FTVSR.from_checkpoint(weights), dataset=dataset, crf=level, protocol=settings.protocol,
+        convert_to_y=dataset in settings.y_channel_datasets, crop_border=settings.crop_border,
+        chunk=settings.chunk, tile=settings.tile, save_frames_dir=out / "strips", save_frame_index=settings.strip_frame,
+    )
+    return {name: str(path) for name, path in write_results(frames, out).items()}
+
+
+@flow(name="evaluate")
+def evaluate_flow(weights: Path, lr: Path, gt: Path, dataset: str, level: str, out: Path,
+                  params_file: Path = PARAMS_FILE) -> dict:
+    return evaluate_task(weights, lr, gt, dataset, level, out, params_file)
+
+
+def main() -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--weights", type=Path, required=True, help="our checkpoint (.pth)")
+    parser.add_argument("--lr", type=Path, required=True, help="LR set folder at this level")
+    parser.add_argument("--gt", type=Path, required=True, help="HR set folder")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--level", required=True, help="raw or a CRF")
+    parser.add_argument("--out", type=Path, required=True, help="results folder")
+    args = parser.parse_args()
+    run_stage(lambda: evaluate_flow(args.weights, args.lr, args.gt, args.dataset, args.level, args.out, args.params))
+
+
+if __name__ == "__main__":
+    main()
