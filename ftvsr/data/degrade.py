@@ -144,7 +144,7 @@ def bd_degrade(hr: np.ndarray, scale: int = 4, sigma: float = BD_SIGMA) -> np.nd
     if h < size or w < size:
         raise FTVSRError(f"frame {w}x{h} is smaller than the {size}x{size} BD blur kernel")
     kernel = gaussian_kernel_1d(size, sigma)
-    rows = _filter_and_sample(hr.astype(np.float64), 0, kernel, scale)
+    rows = _filter_and_sample(hr, 0, kernel, scale)  # float64 from here: uint8 * float64 weight
     lr = _filter_and_sample(rows, 1, kernel, scale)
     return np.floor(np.clip(lr, 0, 255) + 0.5).astype(np.uint8)
 
@@ -234,9 +234,14 @@ def degrade_folder(
     Returns the names of the clips degraded in this call. Errors from any clip raise
     FTVSRError naming the clip or file.
     """
-    _degradation(method)  # unknown method: fail before touching anything
+    # Everything that can be checked up front fails before anything is written.
+    _degradation(method)
+    if workers < 1:
+        raise FTVSRError(f"workers must be >= 1, got {workers}")
     src, dst = Path(src), Path(dst)
     clips = list_clips(src)
+    for clip in clips:
+        list_frames(src / clip)  # an empty clip or a stray file among the frames
     todo = [c for c in clips if not _clip_is_done(src / c, dst / c)]
     dst.mkdir(parents=True, exist_ok=True)
     jobs = {c: (src / c, dst / c, method, scale) for c in todo}

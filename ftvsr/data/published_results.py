@@ -48,9 +48,14 @@ PAPER_CRFS: tuple[str, ...] = ("raw", "crf15", "crf25", "crf35")
 
 
 def lookup(
-    dataset: str, crf: str, method: str = "FTVSR", results: tuple[PublishedResult, ...] = PUBLISHED_RESULTS
+    dataset: str, crf: str | int, method: str = "FTVSR", results: tuple[PublishedResult, ...] = PUBLISHED_RESULTS
 ) -> PublishedResult | None:
-    """The published cell for (dataset, crf, method), matched case-insensitively; None if unknown."""
+    """The published cell for (dataset, crf, method), matched case-insensitively; None if unknown.
+
+    `crf` may be a label ("raw", "crf25") or the bare level ("25", as the data folders name it).
+    """
+    crf = str(crf).strip().lower()
+    crf = f"crf{crf}" if crf.isdigit() else crf
     for result in results:
         if (result.dataset.lower(), result.crf.lower(), result.method.lower()) == (
             dataset.lower(),

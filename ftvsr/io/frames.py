@@ -34,8 +34,8 @@ _PIL_FORMATS = {
     ".webp": "WEBP",
 }
 
-# zlib level for PNG frames: 1 writes 3-4x faster than Pillow's default 6 for files about
-# 10-20 % larger; frames are rewritten at every stage, so speed wins.
+# zlib level for PNG frames: on a 1280x720 frame, level 1 writes ~3.5x faster than Pillow's
+# default 6 for a file ~10 % larger; frames are rewritten at every stage, so speed wins.
 PNG_COMPRESS_LEVEL = 1
 
 
@@ -170,6 +170,9 @@ def write_clip(
         raise FTVSRError(f"{clip_dir}: no frames to write")
     if len(set(names)) != len(names):
         raise FTVSRError(f"{clip_dir}: duplicate frame names")
+    for name in names:
+        if Path(name).name != name or name.startswith("."):
+            raise FTVSRError(f"{clip_dir}: frame name {name!r} must be a plain, visible file name")
     for name, frame in zip(names, frames):
         _check_frame(frame, str(clip_dir / name))
     with atomic_path(clip_dir) as tmp:

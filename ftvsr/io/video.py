@@ -31,6 +31,7 @@ CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi"}
 # Pixel formats whose chroma is subsampled horizontally and vertically / horizontally only.
 _EVEN_BOTH = {"yuv420p", "yuvj420p", "nv12", "yuv420p10le"}
 _EVEN_WIDTH = {"yuv422p", "yuvj422p", "yuv422p10le"}
+SUBSAMPLED_PIX_FMTS = frozenset(_EVEN_BOTH | _EVEN_WIDTH)
 
 
 @functools.cache

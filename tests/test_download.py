@@ -1,0 +1,402 @@
+"""Downloads against a real HTTP server on 127.0.0.1 (Range support, cut transfers, 404, 503)."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ftvsr.data import sources
+from ftvsr.data.download import download, extract, fetch_dataset, sha256_file
+from ftvsr.errors import FTVSRError
+
+
+class FileServer:
+    """Serves `files` (URL path -> bytes) with Range support and scripted misbehaviour."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.cut_once: set[str] = set()  # send half the body, then drop the connection
+        self.fail_times: dict[str, int] = {}  # answer 503 this many times
+        self.ignore_range: set[str] = set()  # answer 200 with the whole body to a Range request
+        self.requests: list[tuple[str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep pytest output clean
+                pass
+
+            def do_GET(self):
+                path = self.path
+                server.requests.append((path, self.headers.get("Range")))
+                if server.fail_times.get(path, 0) > 0:
+                    server.fail_times[path] -= 1
+                    self.send_error(503, "try later")
+                    return
+                if path not in server.files:
+                    self.send_error(404, "no such file")
+                    return
+                data = server.files[path]
+                start = 0
+                wanted = self.headers.get("Range")
+                if wanted and path not in server.ignore_range:
+                    start = int(wanted.removeprefix("bytes=").split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if path in server.cut_once:
+                    server.cut_once.discard(path)
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+
+    def gets(self, path: str) -> list[str | None]:
+        return [rng for p, rng in self.requests if p == path]
+
+
+@pytest.fixture
+def server():
+    srv = FileServer()
+    srv.thread.start()
+    yield srv
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
+    srv.thread.join(timeout=5)
+
+
+def payload(n: int = 300_000, seed: int = 0) -> bytes:
+    return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------------- download
+
+
+def test_download_good_file(server, tmp_path):
+    data = payload()
+    server.files["/a.bin"] = data
+    dst = tmp_path / "sub" / "a.bin"
+    digest = download(f"{server.base}/a.bin", dst, sha256=sha(data), progress=False)
+    assert digest == sha(data)
+    assert dst.read_bytes() == data
+    assert not dst.with_name("a.bin.part").exists()
+
+
+def test_download_resumes_a_cut_transfer_with_range(server, tmp_path):
+    data = payload(seed=1)
+    server.files["/cut.bin"] = data
+    server.cut_once.add("/cut.bin")
+    dst = tmp_path / "cut.bin"
+    digest = download(f"{server.base}/cut.bin", dst, sha256=sha(data), backoff=0, progress=False)
+    assert digest == sha(data) and dst.read_bytes() == data
+    ranges = server.gets("/cut.bin")
+    assert ranges[0] is None and len(ranges) == 2
+    assert ranges[1] == f"bytes={len(data) // 2}-"  # resumed where the cut left it
+
+
+def test_download_resumes_a_part_file_from_an_earlier_run(server, tmp_path):
+    data = payload(seed=2)
+    server.files["/p.bin"] = data
+    dst = tmp_path / "p.bin"
+    dst.with_name("p.bin.part").write_bytes(data[:12345])
+    assert download(f"{server.base}/p.bin", dst, sha256=sha(data), progress=False) == sha(data)
+    assert server.gets("/p.bin") == ["bytes=12345-"]
+    assert dst.read_bytes() == data
+
+
+def test_download_restarts_when_server_ignores_range(server, tmp_path):
+    data = payload(seed=3)
+    server.files["/r.bin"] = data
+    server.ignore_range.add("/r.bin")
+    dst = tmp_path / "r.bin"
+    dst.with_name("r.bin.part").write_bytes(b"stale bytes that are not the file")
+    assert download(f"{server.base}/r.bin", dst, sha256=sha(data), progress=False) == sha(data)
+    assert dst.read_bytes() == data
+
+
+def test_download_complete_part_answered_416(server, tmp_path):
+    data = payload(seed=4, n=5000)
+    server.files["/c.bin"] = data
+    dst = tmp_path / "c.bin"
+    dst.with_name("c.bin.part").write_bytes(data)  # complete but never renamed
+    assert download(f"{server.base}/c.bin", dst, sha256=sha(data), progress=False) == sha(data)
+    assert dst.read_bytes() == data
+
+
+def test_download_wrong_checksum_removes_the_file(server, tmp_path):
+    server.files["/bad.bin"] = payload(seed=5)
+    dst = tmp_path / "bad.bin"
+    with pytest.raises(FTVSRError, match="sha256"):
+        download(f"{server.base}/bad.bin", dst, sha256="0" * 64, progress=False)
+    assert not dst.exists() and not dst.with_name("bad.bin.part").exists()
+
+
+def test_download_wrong_size_removes_the_file(server, tmp_path):
+    server.files["/s.bin"] = b"12345"
+    dst = tmp_path / "s.bin"
+    with pytest.raises(FTVSRError, match="expected 6"):
+        download(f"{server.base}/s.bin", dst, size=6, progress=False)
+    assert not dst.exists()
+
+
+def test_download_404_fails_at_once_naming_the_url(server, tmp_path):
+    url = f"{server.base}/missing.zip"
+    with pytest.raises(FTVSRError, match="404") as info:
+        download(url, tmp_path / "m.zip", retries=5, backoff=10, progress=False)
+    assert url in str(info.value)
+    assert len(server.gets("/missing.zip")) == 1  # no retries for a 404
+
+
+def test_download_retries_5xx_then_succeeds(server, tmp_path):
+    data = payload(seed=6, n=1000)
+    server.files["/flaky.bin"] = data
+    server.fail_times["/flaky.bin"] = 2
+    dst = tmp_path / "flaky.bin"
+    assert download(f"{server.base}/flaky.bin", dst, retries=3, backoff=0, progress=False) == sha(data)
+    assert len(server.gets("/flaky.bin")) == 3
+
+
+def test_download_gives_up_after_retries(server, tmp_path):
+    server.files["/down.bin"] = b"x"
+    server.fail_times["/down.bin"] = 100
+    with pytest.raises(FTVSRError, match="3 attempts"):
+        download(f"{server.base}/down.bin", tmp_path / "down.bin", retries=2, backoff=0, progress=False)
+    assert len(server.gets("/down.bin")) == 3
+
+
+def test_download_connection_refused_is_retried_then_reported(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(FTVSRError, match="attempts"):
+        download(f"http://127.0.0.1:{port}/x", tmp_path / "x", retries=1, backoff=0, progress=False)
+
+
+def test_download_sha256_prefix_and_existing_file(server, tmp_path):
+    data = payload(seed=7, n=2000)
+    server.files["/w.pth"] = data
+    dst = tmp_path / "w.pth"
+    download(f"{server.base}/w.pth", dst, sha256=sha(data)[:8], progress=False)
+    download(f"{server.base}/w.pth", dst, sha256=sha(data)[:8], progress=False)
+    assert len(server.gets("/w.pth")) == 1  # the second call verified the file on disk
+    dst.write_bytes(b"corrupted")
+    download(f"{server.base}/w.pth", dst, sha256=sha(data), progress=False)
+    assert dst.read_bytes() == data and len(server.gets("/w.pth")) == 2
+    with pytest.raises(FTVSRError, match="hex"):
+        download(f"{server.base}/w.pth", dst, sha256="xyz", progress=False)
+
+
+# ---------------------------------------------------------------------------------- extract
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def tar_bytes(entries: list[tuple[str, bytes | None, str | None, str]], mode: str = "w:gz") -> bytes:
+    """entries: (name, data, linkname, type) with type in file / sym / hard."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tf:
+        for name, data, link, kind in entries:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+            else:
+                info.type = tarfile.SYMTYPE if kind == "sym" else tarfile.LNKTYPE
+                info.linkname = link
+                tf.addfile(info)
+    return buf.getvalue()
+
+
+def test_extract_zip_and_tar(tmp_path):
+    z = tmp_path / "a.zip"
+    z.write_bytes(zip_bytes({"top/x.txt": b"x", "top/sub/y.txt": b"y"}))
+    out = extract(z, tmp_path / "out_zip", progress=False)
+    assert (out / "top/sub/y.txt").read_bytes() == b"y"
+    t = tmp_path / "a.tar.gz"
+    t.write_bytes(tar_bytes([("d/f.txt", b"f", None, "file"), ("d/link", None, "f.txt", "sym")]))
+    out = extract(t, tmp_path / "out_tar", progress=False)
+    assert (out / "d/link").read_bytes() == b"f"  # an in-tree symlink is fine
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "ok/../../evil.txt", "/abs/evil.txt"])
+def test_extract_refuses_zip_slip(tmp_path, name):
+    z = tmp_path / "slip.zip"
+    z.write_bytes(zip_bytes({"fine.txt": b"ok", name: b"evil"}))
+    dst = tmp_path / "deep" / "out"
+    with pytest.raises(FTVSRError, match="evil.txt"):
+        extract(z, dst, progress=False)
+    assert not dst.exists() and not list(tmp_path.rglob("evil.txt"))
+    assert not (tmp_path / "deep").exists()  # checked before anything is written
+
+
+@pytest.mark.parametrize("entry", [
+    ("d/escape", None, "../../outside", "sym"),
+    ("escape", None, "/etc/passwd", "sym"),
+    ("d/hard", None, "../outside", "hard"),
+])
+def test_extract_refuses_links_out_of_the_tree(tmp_path, entry):
+    t = tmp_path / "links.tar"
+    t.write_bytes(tar_bytes([("d/f.txt", b"f", None, "file"), entry], mode="w"))
+    with pytest.raises(FTVSRError, match=entry[0]):
+        extract(t, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_extract_truncated_or_unknown_archive(tmp_path):
+    t = tmp_path / "trunc.tar.gz"
+    t.write_bytes(tar_bytes([("f.bin", payload(n=200_000), None, "file")])[:5000])
+    with pytest.raises(FTVSRError, match="trunc.tar.gz"):
+        extract(t, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"not an archive")
+    with pytest.raises(FTVSRError, match="neither"):
+        extract(junk, tmp_path / "out", progress=False)
+
+
+# ---------------------------------------------------------------------------------- fetch_dataset
+
+
+def png(value: int, size: tuple[int, int] = (8, 6)) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((size[1], size[0], 3), value, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def fake_reds_archives() -> dict[str, bytes]:
+    """The four REDS zips with the publisher's inner layout, two clips and two frames each."""
+    out = {}
+    for split in ("train", "val"):
+        for lr in (False, True):
+            inner = f"{split}/{split}_sharp" + ("_bicubic/X4" if lr else "")
+            entries = {f"{inner}/{clip}/{frame:08d}.png": png(10 * int(clip) + frame)
+                       for clip in ("000", "001") for frame in range(2)}
+            name = f"{split}_sharp" + ("_bicubic" if lr else "") + ".zip"
+            out[f"/REDS/{name}"] = zip_bytes(entries)
+    return out
+
+
+def test_fetch_dataset_reds_end_to_end(server, tmp_path, monkeypatch):
+    server.files.update(fake_reds_archives())
+    monkeypatch.setenv(sources.MIRROR_ENV, server.base)
+    root = tmp_path / "data"
+    dests = fetch_dataset("REDS", root, backoff=0, progress=False)
+    assert dests == [root / "REDS/train/train_sharp", root / "REDS/train/train_sharp_bicubic/X4"]
+    for dest in dests:
+        assert sorted(p.name for p in dest.iterdir()) == ["000", "001", "240", "241"]
+        assert sorted(p.name for p in (dest / "241").iterdir()) == ["00000000.png", "00000001.png"]
+    # val clip 001 became 241 and kept its frames
+    assert np.asarray(Image.open(root / "REDS/train/train_sharp/241/00000001.png"))[0, 0, 0] == 11
+    lock = json.loads((root / "checksums.json").read_text())
+    assert set(lock) == {f"REDS/{n}" for n in ("train_sharp.zip", "val_sharp.zip",
+                                               "train_sharp_bicubic.zip", "val_sharp_bicubic.zip")}
+    assert lock["REDS/val_sharp.zip"]["sha256"] == sha(server.files["/REDS/val_sharp.zip"])
+    assert lock["REDS/val_sharp.zip"]["url"] == sources.REDS.part("val_sharp").url
+    assert not (root / ".staging").exists()
+
+    # A re-run verifies the kept archives and makes no request.
+    n_requests = len(server.requests)
+    fetch_dataset("REDS", root, backoff=0, progress=False)
+    assert len(server.requests) == n_requests
+
+    # The publisher's file changed: the lock file catches it when the set is rebuilt.
+    (root / "downloads/REDS/val_sharp.zip").unlink()
+    shutil.rmtree(root / "REDS/train/train_sharp")
+    server.files["/REDS/val_sharp.zip"] = zip_bytes({"val/val_sharp/000/00000000.png": png(99)})
+    with pytest.raises(FTVSRError, match="sha256"):
+        fetch_dataset("REDS", root, backoff=0, progress=False)
+    assert not (root / "downloads/REDS/val_sharp.zip").exists()
+    assert not (root / "REDS/train/train_sharp").exists()
+
+
+def test_fetch_dataset_failure_leaves_no_half_built_set(server, tmp_path):
+    archives = fake_reds_archives()
+    del archives["/REDS/val_sharp_bicubic.zip"]  # the mirror lacks one part: 404
+    server.files.update(archives)
+    root = tmp_path / "data"
+    with pytest.raises(FTVSRError, match="404"):
+        fetch_dataset("REDS", root, mirror=server.base, backoff=0, progress=False)
+    assert (root / "REDS/train/train_sharp/240").is_dir()  # the complete set folder stays
+    assert not (root / "REDS/train/train_sharp_bicubic/X4").exists()
+
+
+def test_fetch_dataset_vimeo_layout_and_file_parts(server, tmp_path):
+    entries = {f"vimeo_septuplet/sequences/00001/{sub}/im{i}.png": png(i)
+               for sub in ("0001", "0266") for i in range(1, 8)}
+    entries["vimeo_septuplet/sep_trainlist.txt"] = b"00001/0001\n00001/0266\n"
+    entries["vimeo_septuplet/sep_testlist.txt"] = b""
+    server.files["/vimeo90k/vimeo_septuplet.zip"] = zip_bytes(entries)
+    root = tmp_path / "data"
+    [dest] = fetch_dataset("vimeo90k", root, mirror=server.base, keep_archives=False, progress=False)
+    assert sorted(p.name for p in dest.iterdir()) == ["00001_0001", "00001_0266"]
+    assert len(list((dest / "00001_0266").iterdir())) == 7
+    assert (root / "vimeo90k/sep_trainlist.txt").read_text().split() == ["00001/0001", "00001/0266"]
+    assert sources.vimeo_clip_name("00001/0266") == "00001_0266"
+    assert not (root / "downloads/vimeo90k/vimeo_septuplet.zip").exists()
+
+    # SPyNet: the table's 8-hex prefix is checked (this fake file cannot match it).
+    server.files["/spynet/spynet_20210409-c6c1bd09.pth"] = b"not the weights"
+    with pytest.raises(FTVSRError, match="c6c1bd09"):
+        fetch_dataset("spynet", root, mirror=server.base, progress=False)
+    assert not (root / "weights").exists() or not any((root / "weights").iterdir())
+
+
+def test_sources_table_is_consistent():
+    for source in sources.SOURCES.values():
+        assert len({p.name for p in source.parts}) == len(source.parts)
+        for part in source.parts:
+            assert part.url.startswith(("http://", "https://")) and part.filename
+            assert part.kind in ("zip", "tar", "file")
+            assert part.sha256 is None or 8 <= len(part.sha256) <= 64
+    spynet = sources.SPYNET.parts[0]
+    assert spynet.url.endswith(f"-{spynet.sha256}.pth")
+    with pytest.raises(FTVSRError, match="unknown dataset"):
+        sources.get_source("imagenet")
+    assert sha256_file  # exported helper
+
+
+def test_fetch_dataset_finds_clips_nested_differently(server, tmp_path):
+    # The table says Vid4/GT; an archive holding GT/<clip> (one level less) is still understood.
+    entries = {f"GT/{clip}/{i:08d}.png": png(i) for clip in ("calendar", "walk") for i in range(2)}
+    entries["BDx4/calendar/00000000.png"] = png(0, (2, 2))
+    server.files["/Vid4/Vid4.zip"] = zip_bytes(entries)
+    [dest] = fetch_dataset("vid4", tmp_path, mirror=server.base, progress=False)
+    assert dest == tmp_path / "Vid4/GT" and sorted(p.name for p in dest.iterdir()) == ["calendar", "walk"]
+    server.files["/Vid4/Vid4.zip"] = zip_bytes({"other/calendar/00000000.png": png(0)})
+    with pytest.raises(FTVSRError, match="Vid4/GT"):
+        fetch_dataset("vid4", tmp_path / "again", mirror=server.base, progress=False)
