@@ -104,6 +104,132 @@ def pack(
     typer.echo(str(pack_lmdb(src, dst, verify=verify)))
 
 
+@app.command("train")
+def train_command(
+    lmdb: Annotated[Path, typer.Option(help="folder of hr.lmdb and <level>.lmdb (the pack stage's output)")],
+    out: Annotated[Path, typer.Option(help="the trained model")] = Path("models/ftvsr.pth"),
+    work_dir: Annotated[Path, typer.Option(help="checkpoints, resumed from when present")] = Path("checkpoints"),
+    nproc: Annotated[int, typer.Option(min=1, help="processes on this machine (torchrun, DDP)")] = 1,
+    params: ParamsOption = PARAMS_FILE,
+) -> None:
+    """Train FTVSR with the settings of params.yaml (the published recipe in profile paper)."""
+    from ftvsr.launch import run_training
+
+    run_id = run_training(params, lmdb, out, work_dir, nproc=nproc)
+    typer.echo(f"model: {out}" + (f"  (MLflow run {run_id})" if run_id else ""))
+
+
+def _model(weights: Path, released: Optional[str]):
+    from ftvsr.models import load_model, load_released
+
+    return load_released(weights, released) if released else load_model(weights)
+
+
+Released = Annotated[Optional[str], typer.Option(help="the weights are a released checkpoint: reds or vimeo90k")]
+
+
+@app.command()
+def evaluate(
+    weights: Annotated[Path, typer.Option(help="our checkpoint, or a released one with --released")],
+    dataset: Annotated[str, typer.Option(help="a prepared test set (carphone, reds4, vid4) or a FOLDER with hr/ and lr/<level>/")],
+    crf: Annotated[list[str], typer.Option(help="raw or a CRF; repeat for several")] = ["raw"],
+    released: Released = None,
+    data_root: Annotated[Optional[Path], typer.Option(help="prepared data (default: data/<profile>)")] = None,
+    out: Annotated[Path, typer.Option(help="results folder: <out>/<dataset>/<crf>/")] = Path("results/manual"),
+    protocol: Annotated[Optional[str], typer.Option(help="full or published (default: params)")] = None,
+    device: str = "cpu",
+    params: ParamsOption = PARAMS_FILE,
+) -> None:
+    """Evaluate a model and bicubic on a test set at one or more compression levels."""
+    from ftvsr.evaluate import evaluate_level, metrics_dict
+
+    settings = load_params(params)
+    folder = Path(dataset)
+    if folder.is_dir():
+        name, hr, lr_root = folder.name, folder / "hr", folder / "lr"
+    else:
+        root = data_root or Path("data") / settings.profile
+        name, hr, lr_root = dataset, root / "hr" / "test" / dataset, root / "lr"
+    model = _model(weights, released)
+    for level in crf:
+        lr = lr_root / level if folder.is_dir() else lr_root / level / "test" / dataset
+        frames = evaluate_level(lr, hr, out / name / level, model=model, dataset=name, crf=level,
+                                settings=settings.evaluate, protocol=protocol, device=device)
+        typer.echo(f"{name} {level}: {metrics_dict(frames)}")
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Option(help="folder of <dataset>/<crf>/ evaluation results")],
+    out: Annotated[Path, typer.Option(help="where the tables and figures go")],
+    bitrates: Annotated[Optional[Path], typer.Option(help="LR root with each level's bitrate.csv")] = None,
+    params: ParamsOption = PARAMS_FILE,
+) -> None:
+    """Paper-layout tables (markdown, LaTeX), plots and visual strips from evaluation results."""
+    from ftvsr.report import build_report
+
+    folders = sorted(p.parent for p in results.glob("*/*/frames.csv"))
+    if not folders:
+        raise FTVSRError(f"no evaluation results (<dataset>/<crf>/frames.csv) under {results}")
+    tables = {}
+    if bitrates is not None:
+        tables = {(p.parent.name, p.parents[2].name): p for p in bitrates.glob("*/test/*/bitrate.csv")}
+    written = build_report(folders, out, bitrate_tables=tables, strips_dir=results, profile=load_params(params).profile)
+    typer.echo("\n".join(str(p) for p in written.values()))
+
+
+@app.command()
+def compare(
+    entries: Annotated[list[str], typer.Argument(help="checkpoints (.pth) or MLflow run ids")],
+    dataset: Annotated[str, typer.Option(help="a prepared test set")] = "carphone",
+    crf: Annotated[list[str], typer.Option(help="raw or a CRF; repeat for several")] = ["raw"],
+    data_root: Annotated[Optional[Path], typer.Option(help="prepared data (default: data/<profile>)")] = None,
+    params: ParamsOption = PARAMS_FILE,
+) -> None:
+    """Compare trained models or MLflow runs on the same evaluation (ablations)."""
+    from ftvsr.evaluate import EvalSet, compare_models, format_comparison
+
+    settings = load_params(params)
+    root = data_root or Path("data") / settings.profile
+    sets = [EvalSet(dataset, level, root / "lr" / level / "test" / dataset, root / "hr" / "test" / dataset)
+            for level in crf]
+    table = compare_models(entries, sets, tracking_uri=settings.mlflow.tracking_uri)
+    typer.echo(format_comparison(table))
+
+
+@app.command()
+def upscale(
+    input: Annotated[Path, typer.Argument(help="a folder of frames or a video file")],
+    output: Annotated[Path, typer.Argument(help="a folder for PNG frames, or a video file (.mp4)")],
+    weights: Annotated[Path, typer.Option(help="our checkpoint, or a released one with --released")],
+    released: Released = None,
+    chunk: Annotated[Optional[int], typer.Option(help="frames per temporal chunk (overlapping)")] = None,
+    tile: Annotated[Optional[int], typer.Option(help="LR tile size for large frames (overlapping)")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    fp16: Annotated[bool, typer.Option("--fp16", help="float16 autocast (GPU)")] = False,
+    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (GPU)")] = False,
+    crf: Annotated[int, typer.Option(help="CRF of an output video")] = 18,
+) -> None:
+    """Super-resolve a clip 4x."""
+    import torch
+
+    from ftvsr.inference import super_resolve
+    from ftvsr.io.frames import read_clip, write_clip
+    from ftvsr.io.video import read_video, write_video
+
+    if fp16 and bf16:
+        raise FTVSRError("choose one of --fp16 and --bf16")
+    amp = torch.float16 if fp16 else torch.bfloat16 if bf16 else None
+    frames = read_clip(input) if input.is_dir() else read_video(input)
+    sr = super_resolve(_model(weights, released), frames, chunk=chunk, tile=tile, device=device, amp_dtype=amp,
+                       progress=True)
+    if output.suffix.lower() in {".mp4", ".mkv", ".mov", ".avi"}:
+        write_video(output, sr, crf)
+    else:
+        write_clip(output, sr)
+    typer.echo(f"{len(sr)} frames of {sr.shape[2]}x{sr.shape[1]} written to {output}")
+
+
 def main() -> None:
     """Entry point: a user-fixable error is one line on stderr and exit code 1."""
     try:

@@ -55,6 +55,7 @@ from ftvsr.metrics import psnr, ssim
 from ftvsr.tracking import PARENT_RUN_TAG, STAGE_TAG, eval_run_name, flatten, resolve_tracking_uri
 
 if TYPE_CHECKING:
+    from ftvsr.params import EvaluateSettings
     import torch
 
 SCALE = 4
@@ -425,6 +426,21 @@ def write_results(frames_df: pd.DataFrame, out_dir: str | os.PathLike) -> dict[s
     _write_csv(summarize(frames_df), paths["clips"])
     write_text_atomic(paths["metrics"], json.dumps(metrics_dict(frames_df), indent=2) + "\n")
     return paths
+
+
+def evaluate_level(lq_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                   model: torch.nn.Module, dataset: str, crf: str, settings: EvaluateSettings,
+                   protocol: str | None = None, device: str = "cpu", progress: bool = True) -> pd.DataFrame:
+    """`evaluate_set` with a profile's evaluation settings, results and strip frames written to `out_dir`."""
+    out_dir = Path(out_dir)
+    frames = evaluate_set(
+        lq_dir, gt_dir, model=model, dataset=dataset, crf=crf, protocol=protocol or settings.protocol,
+        convert_to_y=dataset in settings.y_channel_datasets, crop_border=settings.crop_border,
+        chunk=settings.chunk, tile=settings.tile, device=device, save_frames_dir=out_dir / "strips",
+        save_frame_index=settings.strip_frame, progress=progress,
+    )
+    write_results(frames, out_dir)
+    return frames
 
 
 def read_results(path: str | os.PathLike) -> pd.DataFrame:

@@ -5,21 +5,17 @@ from pathlib import Path
 
 from prefect import flow, task
 
-from ftvsr.evaluate import evaluate_set, write_results
-from ftvsr.models import FTVSR
+from ftvsr.evaluate import evaluate_level
+from ftvsr.models import load_model
 from ftvsr.params import PARAMS_FILE, load_params
 from pipelines._common import run_stage, stage_parser
 
 
 @task(task_run_name="evaluate {dataset} {level}")
 def evaluate_task(weights: Path, lr: Path, gt: Path, dataset: str, level: str, out: Path, params_file: Path) -> dict:
-    settings = load_params(params_file).evaluate
-    frames = evaluate_set(
-        lr, gt, model=FTVSR.from_checkpoint(weights), dataset=dataset, crf=level, protocol=settings.protocol,
-        convert_to_y=dataset in settings.y_channel_datasets, crop_border=settings.crop_border,
-        chunk=settings.chunk, tile=settings.tile, save_frames_dir=out / "strips", save_frame_index=settings.strip_frame,
-    )
-    return {name: str(path) for name, path in write_results(frames, out).items()}
+    frames = evaluate_level(lr, gt, out, model=load_model(weights), dataset=dataset, crf=level,
+                            settings=load_params(params_file).evaluate)
+    return {"frames": len(frames)}
 
 
 @flow(name="evaluate")

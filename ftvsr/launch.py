@@ -1,0 +1,65 @@
+"""Start a training run from a params file: in this process, or under torchrun for several.
+
+The train stage and `ftvsr train` both come here, so one process and DDP runs take the same
+path to `ftvsr.train`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ftvsr import tracking
+from ftvsr.data.layout import training_lmdbs
+from ftvsr.errors import FTVSRError
+from ftvsr.params import Params, load_params
+
+
+def settings_digest(params: Params) -> str:
+    """A short digest of the settings that define a training run (names its checkpoint folder)."""
+    settings = {"model": params.model.model_dump(mode="json"), "train": params.train.model_dump(mode="json"),
+                "crfs": params.data.crfs}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def torchrun_command(params_file: Path, gt_lmdb: Path, lq_lmdbs: dict, out_model: Path, work_dir: Path,
+                     nproc: int, extra: list[str] = ()) -> list[str]:
+    """`torchrun --nproc_per_node N -m ftvsr.train ...` with this interpreter."""
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", *extra,
+               "-m", "ftvsr.train", "--params", str(params_file), "--gt-lmdb", str(gt_lmdb),
+               "--out-model", str(out_model), "--work-dir", str(work_dir)]
+    for level, path in lq_lmdbs.items():
+        command += ["--lq-lmdb", f"{level}={path}"]
+    return command
+
+
+def run_training(params_file: str | os.PathLike, lmdb_dir: str | os.PathLike, out_model: str | os.PathLike,
+                 work_dir: str | os.PathLike, nproc: int = 1, progress: bool = True) -> str | None:
+    """Train with the settings of `params_file` on the pack stage's LMDBs; returns the MLflow run id.
+
+    Checkpoints go to a subfolder of `work_dir` named by a digest of the model and train
+    settings: an interrupted run resumes exactly, a changed configuration starts afresh.
+    """
+    from ftvsr.train import train  # torch and friends: imported only when training
+
+    params_file, out_model = Path(params_file), Path(out_model)
+    params: Params = load_params(params_file)
+    gt_lmdb, lq_lmdbs = training_lmdbs(lmdb_dir, params.data.crfs)
+    run_dir = Path(work_dir) / settings_digest(params)
+    if nproc < 1:
+        raise FTVSRError(f"nproc must be >= 1, got {nproc}")
+    if nproc > 1:
+        command = torchrun_command(params_file, gt_lmdb, lq_lmdbs, out_model, run_dir, nproc)
+        if subprocess.run(command).returncode:
+            raise FTVSRError(f"distributed training failed (its log is above): {' '.join(command)}")
+        return tracking.read_train_run(out_model.with_name(tracking.TRAIN_RUN_FILE)).get("run_id")
+    result = train(
+        params.model, params.train, gt_lmdb=gt_lmdb, lq_lmdbs=lq_lmdbs, out_model=out_model, work_dir=run_dir,
+        data_settings=params.data, mlflow_settings=params.mlflow, run_name=tracking.train_run_name(params.profile),
+        extra_params={"profile": params.profile, "data": params.data.model_dump(mode="json")},
+        extra_tags={"profile": params.profile}, progress=progress,
+    )
+    return result.run_id
