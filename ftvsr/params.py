@@ -107,7 +107,7 @@ class SchedulerSettings(_Strict):
 
     name: Literal["cosine_restart", "constant"] = "cosine_restart"
     periods: list[Annotated[int, Field(gt=0)]] = [400_000]
-    restart_weights: list[float] = [1.0]
+    restart_weights: list[Annotated[float, Field(ge=0)]] = [1.0]
     min_lr: float = Field(1e-7, ge=0)
 
     @model_validator(mode="after")
@@ -131,7 +131,9 @@ class TrainSettings(_Strict):
     fix_ttvsr: int = Field(10000, ge=0)  # only the frequency transformer trained before this
     freeze_spynet: bool = False  # keep SPyNet frozen for the whole run
     freeze_dct: bool = True
-    published_dct_quirk: bool = False  # DCT trainable until fix_iter, as the published code does
+    # Replay the published train_step's requires_grad juggling exactly (see ftvsr/train.py):
+    # with fix_ttvsr 0 it unfreezes SPyNet (and, without freeze_dct, the DCT) at step 0.
+    published_freezing: bool = False
     grad_clip: float | None = Field(None, gt=0)
     max_nonfinite_steps: int = Field(5, gt=0)
     log_every: int = Field(100, gt=0)
@@ -148,6 +150,8 @@ class TrainSettings(_Strict):
             raise ValueError(f"fix_iter ({self.fix_iter}) is larger than iterations ({self.iterations})")
         if self.fix_ttvsr > self.iterations:
             raise ValueError(f"fix_ttvsr ({self.fix_ttvsr}) is larger than iterations ({self.iterations})")
+        if sum(self.scheduler.periods) < self.iterations and self.scheduler.name == "cosine_restart":
+            raise ValueError(f"scheduler.periods sum to {sum(self.scheduler.periods)}, fewer than iterations ({self.iterations})")
         if self.gt_patch_size % 4:
             raise ValueError(f"gt_patch_size must be a multiple of 4, got {self.gt_patch_size}")
         return self
