@@ -84,8 +84,8 @@ def configure(settings: MlflowSettings) -> str:
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri)
     try:
+        client = MlflowClient(tracking_uri=uri)
         experiment = client.get_experiment_by_name(settings.experiment)
         if experiment is None:
             return client.create_experiment(
@@ -93,9 +93,10 @@ def configure(settings: MlflowSettings) -> str:
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
-    except mlflow.exceptions.MlflowException as err:
+    except Exception as err:  # the store's own errors: MlflowException, SQLAlchemy's, OSError
+        message = getattr(err, "message", None) or str(err).splitlines()[0]
         raise FTVSRError(f"MLflow tracking store {uri}: cannot open experiment "
-                         f"{settings.experiment!r} ({err.message})") from err
+                         f"{settings.experiment!r} ({type(err).__name__}: {message})") from err
 
 
 def system_metrics_available() -> bool:

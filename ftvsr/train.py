@@ -12,8 +12,8 @@ mmedit/models/restorers/ttvsr.py, mmcv's CosineRestart):
 - schedule: mmcv's CosineRestart by iteration (`cosine_restart_lr`), applied before each
   iteration; the minimum lr is the same absolute value for every parameter group;
 - phases (`trainable_parts`): before `fix_ttvsr` only the frequency transformer (`FTT`)
-  trains; SPyNet starts at `fix_iter` (never with `freeze_spynet`); the DCT bases stay fixed
-  with `freeze_dct`. `published_dct_quirk=True` replays what the published `train_step`
+  trains; SPyNet from max(fix_iter, fix_ttvsr) (never with `freeze_spynet`); the DCT bases
+  stay fixed with `freeze_dct`. `published_freezing=True` replays what the published `train_step`
   actually does instead (see `trainable_parts`);
 - one global batch per iteration: `batch_size` clips per process; DDP averages gradients,
   so N processes x batch b compute what one process computes with batch N x b.
@@ -56,6 +56,7 @@ from ftvsr import tracking
 from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import atomic_path, write_text_atomic
 from ftvsr.losses import charbonnier_loss
+from ftvsr.models import FTVSR, load_spynet_weights, save_model
 from ftvsr.params import DataSettings, MlflowSettings, ModelSettings, OptimizerSettings, SchedulerSettings, \
     TrainSettings, load_params
 
@@ -170,17 +171,20 @@ def trainable_parts(iteration: int, settings: TrainSettings) -> frozenset[str]:
     from `fix_ttvsr`; SPyNet from max(fix_iter, fix_ttvsr), never with `freeze_spynet`; the
     DCT bases never with `freeze_dct`.
 
-    `published_dct_quirk=True`: what the published `TTVSR.train_step` does to a fresh model.
+    `published_freezing=True`: what the published `TTVSR.train_step` does to a fresh model.
     Its DCT bases are built with requires_grad=False and only switched on when the freezing
     is re-applied (`generator.requires_grad_(True)` at iteration fix_iter or fix_ttvsr), so
     they stay fixed until min(fix_iter, fix_ttvsr) and then train unless `freeze_dct`. The
     same re-application at fix_ttvsr undoes the SPyNet freeze: SPyNet trains from fix_ttvsr
     whatever fix_iter says (in the Vimeo-90K config, fix_ttvsr = 0: from the first iteration).
+    (The published DDP wrapper also registered only the parameters that required gradients at
+    the start, so a DCT trained that way was never averaged across GPUs; `wrap_model` registers
+    every parameter.)
     """
     parts = {"ftt"}
     if iteration >= settings.fix_ttvsr:
         parts.add("rest")
-    if settings.published_dct_quirk:
+    if settings.published_freezing:
         spynet = iteration >= settings.fix_ttvsr
         dct = not settings.freeze_dct and iteration >= min(settings.fix_iter, settings.fix_ttvsr)
     else:
@@ -602,8 +606,6 @@ def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
     or an (LR clip folder, GT clip folder) pair, run on rank 0 every `eval_every`
     iterations and at the end. Runs as one process or under torchrun (see module doc).
     """
-    from ftvsr.models import FTVSR, load_spynet_weights, save_model
-
     settings = train_settings
     out_model, work_dir = Path(out_model), Path(work_dir)
     if (dataset is None) == (gt_lmdb is None or lq_lmdbs is None):

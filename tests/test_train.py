@@ -31,8 +31,8 @@ from ftvsr.losses import charbonnier_loss
 from ftvsr.models import FTVSR
 from ftvsr.params import MlflowSettings, ModelSettings, TrainSettings
 from ftvsr.train import (ClipOrder, apply_phase, check_phases, check_schedule, cosine_restart_lr, learning_rate,
-                         list_checkpoints, load_checkpoint, loss_windows, part_of, setup_distributed, train,
-                         trainable_parts, wrap_model)
+                         list_checkpoints, load_checkpoint, loss_windows, main, part_of, setup_distributed,
+                         train, trainable_parts, wrap_model)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(mid_channels=8, num_blocks=1, ftt_channels=64, d_model=64, n_heads=2)
@@ -203,14 +203,14 @@ def test_phases_follow_the_recipe():
                                                             (5, 0, True), (8, 3, False), (0, 0, True), (3, 3, False)])
 def test_published_quirk_replays_the_published_train_step(fix_iter, fix_ttvsr, freeze_dct):
     settings = tiny_train(iterations=12, fix_iter=fix_iter, fix_ttvsr=fix_ttvsr, freeze_dct=freeze_dct,
-                          published_dct_quirk=True)
+                          published_freezing=True)
     for iteration in range(12):
         published = _published_requires_grad(iteration, fix_iter, fix_ttvsr, freeze_dct)
         assert trainable_parts(iteration, settings) == {p for p, on in published.items() if on}, iteration
     # the Vimeo-90K config (fix_iter 5000, no fix_ttvsr): the published code trains SPyNet from step 0
-    vimeo = tiny_train(iterations=6000, fix_iter=5000, fix_ttvsr=0, freeze_dct=False, published_dct_quirk=True)
+    vimeo = tiny_train(iterations=6000, fix_iter=5000, fix_ttvsr=0, freeze_dct=False, published_freezing=True)
     assert "spynet" in trainable_parts(0, vimeo)
-    assert "spynet" not in trainable_parts(0, vimeo.model_copy(update={"published_dct_quirk": False}))
+    assert "spynet" not in trainable_parts(0, vimeo.model_copy(update={"published_freezing": False}))
 
 
 def test_phases_decide_which_parameters_get_gradients():
@@ -230,7 +230,7 @@ def test_phases_decide_which_parameters_get_gradients():
     assert not any(part_of(n) == "dct" for n, _ in model.named_parameters())
     with pytest.raises(FTVSRError, match="freeze_dct"):
         check_phases(model, tiny_train(freeze_dct=False))
-    check_phases(model, tiny_train(freeze_dct=True, published_dct_quirk=True))
+    check_phases(model, tiny_train(freeze_dct=True, published_freezing=True))
 
 
 def test_training_leaves_frozen_parts_untouched(tmp_path):
@@ -321,9 +321,37 @@ def test_read_only_resume_directory_is_an_error(tmp_path):
         (work / "checkpoints").chmod(0o700)
 
 
+def test_entry_point_reports_errors_in_one_line(tmp_path, capsys):
+    common = ["--gt-lmdb", "gt", "--out-model", str(tmp_path / "m.pt"), "--work-dir", str(tmp_path / "w")]
+    assert main(["--params", str(tmp_path / "missing.yaml"), "--lq-lmdb", "raw=lq", *common]) == 1
+    assert "params file not found" in capsys.readouterr().err
+    (tmp_path / "params.yaml").write_text(json.dumps({"profile": "t", "evaluate": {"datasets": []}}))
+    assert main(["--params", str(tmp_path / "params.yaml"), "--lq-lmdb", "raw", *common]) == 1
+    assert "error: --lq-lmdb expects LEVEL=PATH, got 'raw'" in capsys.readouterr().err
+
+
 def test_either_lmdbs_or_a_dataset(tmp_path):
     with pytest.raises(FTVSRError, match="either gt_lmdb and lq_lmdbs, or a dataset"):
         train(tiny_model(), tiny_train(), out_model=tmp_path / "m.pt", work_dir=tmp_path / "w", progress=False)
+
+
+def test_validation_on_a_clip_pair_and_data_independent_of_workers(tmp_path, lmdbs):
+    gt_lmdb, lq_lmdbs = lmdbs
+    rng = np.random.default_rng(1)
+    gt = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    write_clip(tmp_path / "val_gt", gt)
+    write_clip(tmp_path / "val_lq", gt.reshape(3, 16, 4, 16, 4, 3).mean(axis=(2, 4)).astype(np.uint8))
+    settings = tiny_train(iterations=2, eval_every=1, checkpoint_every=2)
+    results = {}
+    for workers in (0, 2):
+        results[workers] = train(tiny_model(), settings.model_copy(update={"num_workers": workers}),
+                                 gt_lmdb=gt_lmdb, lq_lmdbs=lq_lmdbs, out_model=tmp_path / f"{workers}" / "m.pt",
+                                 work_dir=tmp_path / f"{workers}" / "work", progress=False,
+                                 val=(tmp_path / "val_lq", tmp_path / "val_gt"))
+    assert set(results[0].val_metrics) == {"val_psnr"} and 5 < results[0].val_metrics["val_psnr"] < 40
+    # samples are drawn from (seed, epoch, index), whichever process builds them
+    assert results[0].loss_csv.read_text() == results[2].loss_csv.read_text()
+    assert results[0].val_metrics == results[2].val_metrics
 
 
 # ---------------------------------------------------------------- exact resume

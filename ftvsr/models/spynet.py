@@ -119,17 +119,19 @@ class SPyNet(nn.Module):
         return flow
 
 
-def clip_flows(spynet: SPyNet, frames: torch.Tensor, pairs_per_call: int = 8
+def clip_flows(spynet: SPyNet, frames: torch.Tensor, pixels_per_call: int = 4 * 2**20
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Flows between neighbouring frames of a clip, both directions, computed once.
 
     frames: (n, t, 3, h, w), t >= 2. Returns `(to_previous, to_next)`, each (n, t - 1, 2, h, w):
     `to_previous[:, i]` is the flow from frame i + 1 to frame i (used by forward-time
     propagation), `to_next[:, i]` the flow from frame i to frame i + 1 (backward-time).
-    SPyNet runs on at most `pairs_per_call` frame pairs at a time, which bounds its memory on
-    long clips (the published code runs all n * (t - 1) pairs in one batch).
+    SPyNet runs on as many frame pairs at a time as fit in `pixels_per_call` pixels (at least
+    one), which bounds its memory on long clips and large frames (the published code runs
+    all n * (t - 1) pairs in one batch); per pair the result is the same.
     """
     n, t, c, h, w = frames.shape
+    pairs_per_call = max(1, pixels_per_call // (32 * -(-h // 32) * 32 * -(-w // 32)))
     earlier = frames[:, :-1].reshape(-1, c, h, w)
     later = frames[:, 1:].reshape(-1, c, h, w)
     refs = torch.cat([later, earlier])  # first half: to previous; second half: to next
