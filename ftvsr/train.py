@@ -136,18 +136,6 @@ def learning_rate(iteration: int, base_lr: float, scheduler: SchedulerSettings) 
     return cosine_restart_lr(iteration, base_lr, scheduler.periods, scheduler.restart_weights, scheduler.min_lr)
 
 
-def check_schedule(settings: TrainSettings) -> None:
-    """FTVSRError for a schedule params.py accepts but that cannot run `settings.iterations`."""
-    scheduler = settings.scheduler
-    if scheduler.name == "cosine_restart":
-        if sum(scheduler.periods) < settings.iterations:
-            raise FTVSRError(f"train.scheduler.periods {scheduler.periods} add up to {sum(scheduler.periods)}, "
-                             f"fewer than train.iterations ({settings.iterations})")
-        negative = [w for w in scheduler.restart_weights if w < 0]
-        if negative:
-            raise FTVSRError(f"train.scheduler.restart_weights must be >= 0, got {scheduler.restart_weights}")
-
-
 # ================================================================ phases
 
 PARTS = ("ftt", "dct", "spynet", "rest")
@@ -610,7 +598,6 @@ def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
     out_model, work_dir = Path(out_model), Path(work_dir)
     if (dataset is None) == (gt_lmdb is None or lq_lmdbs is None):
         raise FTVSRError("train: give either gt_lmdb and lq_lmdbs, or a dataset")
-    check_schedule(settings)
     place, owns_group = setup_distributed(device)
     threads_before = torch.get_num_threads()
     if settings.threads:

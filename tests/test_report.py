@@ -88,19 +88,19 @@ def test_build_report_writes_everything(tmp_path, results, bitrates, strips_dir)
     written = build_report(results, out, bitrate_tables=bitrates, strips_dir=strips_dir, profile="sample",
                            strip_crop=64)
     expected = {"results.md", "table.md", "table.tex", "psnr_vs_crf.png", "psnr_vs_crf.csv", "rate_distortion.png",
-                "per_frame_psnr.png", "strip_raw.png", "strip_crf25.png"}
-    assert {p.name for p in out.iterdir()} == expected
-    assert set(p.name for p in written.values()) == expected
+                "per_frame_psnr.png", "strips/strip_raw.png", "strips/strip_crf25.png"}
+    assert {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} == expected
+    assert {str(p.relative_to(out)) for p in written.values()} == expected
     for name in expected:
         if name.endswith(".png"):
             assert _is_png(out / name), name
     assert not list(out.glob(".*.tmp"))  # no leftovers of atomic writes
 
     # strips: a header and one row per clip; 4 tiles of the 64-pixel crop side by side
-    with Image.open(out / "strip_crf25.png") as strip:
+    with Image.open(out / "strips" / "strip_crf25.png") as strip:
         assert strip.size[0] == 4 * 64 + 5 * 4
         assert strip.size[1] == 18 + 2 * (18 + 64 + 4) + 4
-    with Image.open(out / "strip_raw.png") as strip:
+    with Image.open(out / "strips" / "strip_raw.png") as strip:
         assert strip.size[1] == 18 + (18 + 64 + 4) + 4
 
 
@@ -203,7 +203,7 @@ def test_report_from_a_real_evaluation(tmp_path):
                           save_frames_dir=tmp_path / "strips" / "raw", progress=False)
     write_results(frames, tmp_path / "eval" / "raw")
     build_report([tmp_path / "eval" / "raw"], tmp_path / "report", strips_dir=tmp_path / "strips", profile="sample")
-    with Image.open(tmp_path / "report" / "strip_raw.png") as strip:
+    with Image.open(tmp_path / "report" / "strips" / "strip_raw.png") as strip:
         assert strip.size == (4 * 48 + 5 * 4, 18 + 18 + 32 + 4 + 4)  # the 128-pixel crop is limited to the 48x32 frame
         pixels = np.asarray(strip.convert("RGB"))
     # the GT tile (4th column) is the centre crop of the saved GT frame
