@@ -237,3 +237,7 @@ def main() -> None:
     except FTVSRError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

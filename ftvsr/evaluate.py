@@ -285,9 +285,10 @@ def evaluate_set(
         selected, names, lq, gt = _load_pair(lq_dir, gt_dir, clip, proto)
         keep = None
         if save_frames_dir is not None:
-            keep = len(selected) // 2 if save_frame_index is None else save_frame_index
-            if not 0 <= keep < len(selected):
-                raise FTVSRError(f"save_frame_index {keep} is outside the {len(selected)} evaluated frames of {clip}")
+            # a display choice, so a clip shorter than the asked index shows its last frame
+            keep = len(selected) // 2 if save_frame_index is None else min(save_frame_index, len(selected) - 1)
+            if keep < 0:
+                raise FTVSRError(f"save_frame_index must be >= 0, got {save_frame_index}")
         kept: dict[str, dict] = {m: {} for m in methods}  # method -> crop position -> the kept frame
         for piece, lq_piece, gt_piece, where in _pieces(clip, lq, gt, proto.split_2x2):
             for method in methods:

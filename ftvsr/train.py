@@ -191,16 +191,6 @@ def apply_phase(model: nn.Module, parts: frozenset[str]) -> None:
         param.requires_grad_(part_of(name) in parts)
 
 
-def check_phases(model: nn.Module, settings: TrainSettings) -> None:
-    """FTVSRError if the settings ask to train a part that this model does not have as parameters."""
-    present = {part_of(name) for name, _ in model.named_parameters()}
-    asked = set().union(*(trainable_parts(i, settings) for i in
-                          {0, settings.fix_iter, settings.fix_ttvsr, settings.iterations}))
-    if "dct" in asked and "dct" not in present:
-        raise FTVSRError("train.freeze_dct is false, but this FTVSR holds its DCT bases as fixed buffers "
-                         "(ftvsr/models/ftt.py): they cannot train; set train.freeze_dct: true")
-
-
 # ================================================================ optimizer
 
 def build_optimizer(model: nn.Module, settings: OptimizerSettings) -> torch.optim.Optimizer:
@@ -619,7 +609,6 @@ def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
         model = FTVSR(**model_settings.model_dump())
         if settings.spynet_weights:
             load_spynet_weights(model.spynet, settings.spynet_weights)
-        check_phases(model, settings)
         model.to(place.device).train()
         optimizer = build_optimizer(model, settings.optimizer)
         _seed_everything(settings.seed + place.rank)

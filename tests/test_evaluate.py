@@ -242,9 +242,11 @@ def test_save_frames_for_strips(tmp_path):
         assert read_frame(out / clip / "ftvsr.png").shape == (32, 48, 3)
         np.testing.assert_array_equal(read_frame(out / clip / "gt.png"), read_frame(gt_dir / clip / "00000003.png"))
         np.testing.assert_array_equal(read_frame(out / clip / "lr.png"), read_frame(lq_dir / clip / "00000003.png"))
-    with pytest.raises(FTVSRError, match="save_frame_index 30"):
-        evaluate_set(lq_dir, gt_dir, methods=("bicubic",), dataset="s", crf="raw", save_frames_dir=out,
-                     save_frame_index=30, progress=False)
+    # an index past a clip's end shows its last frame (a display choice, not an error)
+    evaluate_set(lq_dir, gt_dir, methods=("bicubic",), dataset="s", crf="raw", save_frames_dir=tmp_path / "late",
+                 save_frame_index=30, progress=False)
+    last = sorted(p.name for p in (gt_dir / "000").iterdir())[-1]
+    assert json.loads((tmp_path / "late" / "000" / "info.json").read_text())["frame_name"] == last
 
 
 # --------------------------------------------------------------------------- summaries and files

@@ -174,3 +174,16 @@ def read_metadata(path: str | os.PathLike) -> dict:
     """The `metadata` dict stored by `save_model` (and its `config`, under key 'config')."""
     checkpoint = _own_checkpoint(Path(path), "cpu")
     return {**dict(checkpoint.get("metadata") or {}), "config": dict(checkpoint["config"])}
+
+
+# The published configs differ only in the keyframe stride (configs/FTVSR_reds4.py: 3, FTVSR_vimeo90k.py: 1).
+RELEASED_CONFIGS = {"reds": {"keyframe_stride": 3}, "vimeo90k": {"keyframe_stride": 1}}
+
+
+def load_released(path: str | os.PathLike, dataset: str = "reds", map_location: str | torch.device = "cpu") -> FTVSR:
+    """A released checkpoint (`FTVSR_REDS.pth`: dataset "reds", `FTVSR_Vimeo90K.pth`: "vimeo90k") in the
+    published configuration, in eval mode."""
+    if dataset not in RELEASED_CONFIGS:
+        raise FTVSRError(f"released checkpoints exist for {sorted(RELEASED_CONFIGS)}, got {dataset!r}")
+    model = load_official_weights(FTVSR(**RELEASED_CONFIGS[dataset]), path)
+    return model.to(map_location).eval()

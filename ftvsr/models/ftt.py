@@ -87,11 +87,15 @@ def dct_basis(k: int) -> torch.Tensor:
 
 
 class FixedBasis(nn.Module):
-    """Holds a fixed conv weight as a buffer named `weight` (saved and loaded, never trained)."""
+    """Holds a DCT basis as a parameter named `weight` that starts frozen, as the published code does.
+
+    The trainer freezes it (`train.freeze_dct`, the REDS recipe) or lets it train (the published
+    Vimeo-90K recipe, which has no `freeze_dct`).
+    """
 
     def __init__(self, weight: torch.Tensor) -> None:
         super().__init__()
-        self.register_buffer("weight", weight)
+        self.weight = nn.Parameter(weight, requires_grad=False)
 
 
 class DCT(nn.Module):

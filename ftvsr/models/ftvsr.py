@@ -165,7 +165,8 @@ class FTVSR(nn.Module):
             raise FTVSRError(f"FTVSR expects an LR clip of shape (n, t, 3, h, w), got {shape}")
         n, t, c, h, w = lrs.shape
         if c != 3:
-            raise FTVSRError(f"FTVSR expects 3 (RGB) channels in dim 2 of (n, t, c, h, w), got shape {tuple(lrs.shape)}")
+            raise FTVSRError(f"FTVSR expects 3 (RGB) channels in dim 2 of (n, t, c, h, w), "
+                             f"got shape {tuple(lrs.shape)}")
         if n < 1 or t < 1:
             raise FTVSRError(f"FTVSR got an empty clip of shape {tuple(lrs.shape)}")
         if not lrs.is_floating_point():
