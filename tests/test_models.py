@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ftvsr.errors import FTVSRError
-from ftvsr.models import (FTVSR, SPyNet, load_model_weights, load_official_weights, load_spynet_weights,
+from ftvsr.models import (FTVSR, SPyNet, load_model_weights, load_official_weights, load_spynet_weights, load_released,
                           read_metadata, save_model)
 from ftvsr.models.ftt import dct_basis, frequency_tokens, frequency_untokens
 from ftvsr.models.ftvsr import pad_to_multiple
@@ -307,3 +307,14 @@ def test_from_checkpoint_refuses_released_format(official, synth_weights, tmp_pa
     torch.save(synth_weights.official_checkpoint(official["schema"], official["fixed"]), path)
     with pytest.raises(FTVSRError, match="load_official_weights"):
         FTVSR.from_checkpoint(path)
+
+
+def test_load_released_builds_the_published_configuration(tmp_path):
+    published = FTVSR(keyframe_stride=1)  # FTVSR_Vimeo90K.pth's configuration
+    path = tmp_path / "FTVSR_Vimeo90K.pth"
+    torch.save({"meta": {}, "state_dict": {f"generator.{k}": v for k, v in published.state_dict().items()}}, path)
+    model = load_released(path, "vimeo90k")
+    assert model.config["keyframe_stride"] == 1 and not model.training
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), published.state_dict().values()))
+    with pytest.raises(FTVSRError, match="released checkpoints exist for"):
+        load_released(path, "vid4")
