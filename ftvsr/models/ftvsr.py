@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ftvsr.errors import FTVSRError
-from ftvsr.models.ftt import ATTENTION_MODES, ATTENTION_PATCH, FREQUENCY_GROUPS, FTT, ResidualBlocksWithInputConv
+from ftvsr.models.blocks import ResidualBlocksWithInputConv
+from ftvsr.models.ftt import ATTENTION_MODES, ATTENTION_PATCH, FREQUENCY_GROUPS, FTT
 from ftvsr.models.ltam import LTAM, KeyframeBuffers
 from ftvsr.models.spynet import SPyNet, clip_flows, flow_warp
 
