@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 
 import pytest
@@ -16,27 +15,6 @@ from ftvsr.models.ftt import dct_basis, frequency_tokens, frequency_untokens
 from ftvsr.models.ftvsr import pad_to_multiple
 
 TINY = dict(mid_channels=16, num_blocks=1, ftt_channels=64, d_model=32, n_heads=2)
-
-
-@pytest.fixture(scope="module")
-def official(parity_dir):
-    # the fixture is the project's own trusted file; it stores tuples, hence weights_only=False (README)
-    return torch.load(parity_dir / "ftvsr_official_small.pt", weights_only=False)
-
-
-@pytest.fixture(scope="module")
-def synth_weights(parity_dir):
-    spec = importlib.util.spec_from_file_location("synth_weights", parity_dir / "synth_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def official_pth(official, synth_weights, tmp_path_factory):
-    path = tmp_path_factory.mktemp("official") / "FTVSR_synthetic.pth"
-    torch.save(synth_weights.official_checkpoint(official["schema"], official["fixed"]), path)
-    return path
 
 
 def tiny_model(seed: int = 0, **options) -> FTVSR:
