@@ -230,6 +230,18 @@ def upscale(
     typer.echo(f"{len(sr)} frames of {sr.shape[2]}x{sr.shape[1]} written to {output}")
 
 
+@app.command("serve")
+def serve_command(
+    api: Annotated[Optional[str], typer.Option(help="Prefect API URL (default: PREFECT_API_URL, else http://127.0.0.1:4200/api)")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="flow runs at a time (default: no limit)")] = None,
+    params: ParamsOption = PARAMS_FILE,
+) -> None:
+    """Serve the pipeline and every stage as Prefect deployments: start runs from the UI (Ctrl-C stops)."""
+    from pipelines.serve import serve  # the orchestration layer, imported only here: ftvsr stays Prefect-free
+
+    serve(params_file=params, api=api, limit=limit)
+
+
 def main() -> None:
     """Entry point: a user-fixable error is one line on stderr and exit code 1."""
     try:

@@ -1,27 +1,38 @@
-"""Stage `evaluate@DATASET-LEVEL`: the trained model and bicubic on one test set at one level."""
+"""Stage `evaluate@DATASET-LEVEL`: the trained model and bicubic on one test set at one level, as one task.
+
+Retries and caching: see `pipelines/_common.py` (the task is cached on the model, the frames it
+reads and the settings; it re-runs whenever its results are missing).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow
 
 from ftvsr.evaluate import evaluate_level
 from ftvsr.models import load_model
-from ftvsr.params import PARAMS_FILE, load_params
-from pipelines._common import run_stage, stage_parser
+from ftvsr.params import PARAMS_FILE, EvaluateSettings, load_params
+from pipelines._common import run_stage, stage_parser, stage_task
+
+RESULTS_WRITTEN_LAST = "metrics.json"
 
 
-@task(task_run_name="evaluate {dataset} {level}")
-def evaluate_task(weights: Path, lr: Path, gt: Path, dataset: str, level: str, out: Path, params_file: Path) -> dict:
-    frames = evaluate_level(lr, gt, out, model=load_model(weights), dataset=dataset, crf=level,
-                            settings=load_params(params_file).evaluate)
+@stage_task("evaluate {dataset}/{level}", modules=("ftvsr.evaluate", "ftvsr.metrics", "ftvsr.inference", "ftvsr.models"),
+            reads=("weights", "lr", "gt"))
+def evaluate_task(weights: Path, lr: Path, gt: Path, dataset: str, level: str, out: Path,
+                  settings: EvaluateSettings) -> dict:
+    """Evaluate one (dataset, level) into `out`; ``{"frames": count}``."""
+    frames = evaluate_level(lr, gt, out, model=load_model(weights), dataset=dataset, crf=level, settings=settings)
     return {"frames": len(frames)}
 
 
 @flow(name="evaluate")
 def evaluate_flow(weights: Path, lr: Path, gt: Path, dataset: str, level: str, out: Path,
                   params_file: Path = PARAMS_FILE) -> dict:
-    return evaluate_task(weights, lr, gt, dataset, level, out, params_file)
+    settings = load_params(params_file).evaluate
+    done = (out / RESULTS_WRITTEN_LAST).is_file()
+    run = evaluate_task if done else evaluate_task.with_options(refresh_cache=True)
+    return run(weights, lr, gt, dataset, level, out, settings)
 
 
 def main() -> None:

@@ -1,40 +1,68 @@
-"""Stage `pack`: the training clips (HR and LR at every level) into LMDBs for the data loader."""
+"""Stage `pack`: the training clips (HR and LR at every level) into LMDBs, one task per LMDB.
+
+Tasks, retries and caching: see `pipelines/_common.py`.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow
 
 import ftvsr.io.lmdb_store
 from ftvsr.data import layout
 from ftvsr.params import PARAMS_FILE, load_params
-from pipelines._common import prepare_output, run_stage, stage_key, stage_parser
+from pipelines._common import (
+    TaskRunnerKind,
+    Workers,
+    make_task_runner,
+    prepare_output,
+    run_stage,
+    run_tasks,
+    stage_key,
+    stage_parser,
+    stage_task,
+)
 
 
-@task(task_run_name="pack {dst.name}")
-def pack_set(src: Path, dst: Path) -> None:
-    if not dst.exists():  # each LMDB appears whole (atomic rename): an existing one is done
-        ftvsr.io.lmdb_store.pack_lmdb(src, dst, verify=True)
+@stage_task("pack {name}", modules=("ftvsr.io.lmdb_store",), reads=("src",))
+def pack_set(name: str, src: Path, dst: Path) -> str:
+    """Pack the set folder `src` into the LMDB `dst` (verified); an existing one is complete (atomic rename)."""
+    if not dst.exists():
+        ftvsr.io.lmdb_store.pack_lmdb(src, dst, verify=True, progress=False)
+    return str(dst)
+
+
+def _lmdb_exists(job: dict) -> bool:
+    return job["dst"].exists()
 
 
 @flow(name="pack")
-def pack_flow(hr: Path, lr: Path, dst: Path, params_file: Path = PARAMS_FILE) -> None:
+def pack_flow(
+    hr: Path,
+    lr: Path,
+    dst: Path,
+    params_file: Path = PARAMS_FILE,
+    task_runner: TaskRunnerKind = "threads",
+    workers: Workers | None = None,
+) -> dict[str, str]:
+    """Pack `hr` and ``lr/<level>/train`` for raw and every CRF into ``dst/{hr,<level>}.lmdb``."""
     data = load_params(params_file).data
+    runner = make_task_runner(task_runner, data.workers if workers is None else workers)
+    hr_lmdb, lr_lmdbs = layout.training_lmdbs(dst, data.crfs)
+    sources = {hr_lmdb: hr, **{path: lr / layout.level_name(level) / layout.TRAIN for level, path in lr_lmdbs.items()}}
+    jobs = {path.name: {"name": path.name, "src": src, "dst": path} for path, src in sources.items()}
     levels = ["raw", *data.crfs]
-    prepare_output(dst, stage_key({"levels": levels}, [ftvsr.io.lmdb_store]))
-    pack_set(hr, dst / "hr.lmdb")
-    for level in levels:
-        name = layout.level_name(level)
-        pack_set(lr / name / layout.TRAIN, dst / f"{name}.lmdb")
+    prepare_output(dst, stage_key({"levels": levels}, [ftvsr.io.lmdb_store], inputs=list(sources.values())))
+    return run_tasks(runner, pack_set, jobs, done=_lmdb_exists)
 
 
 def main() -> None:
-    parser = stage_parser(__doc__)
+    parser = stage_parser(__doc__, task_runner=True)
     parser.add_argument("--hr", type=Path, required=True, help="HR training set folder")
     parser.add_argument("--lr", type=Path, required=True, help="LR root holding one folder per level")
     parser.add_argument("--dst", type=Path, required=True, help="folder for the LMDBs")
     args = parser.parse_args()
-    run_stage(lambda: pack_flow(args.hr, args.lr, args.dst, args.params))
+    run_stage(lambda: pack_flow(args.hr, args.lr, args.dst, args.params, args.task_runner, args.workers))
 
 
 if __name__ == "__main__":

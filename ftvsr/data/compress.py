@@ -37,10 +37,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ftvsr.data.degrade import map_clips, png_name
+from ftvsr.data.degrade import png_name, set_clips
 from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import write_text_atomic
-from ftvsr.io.frames import list_clips, list_frames, read_clip, write_clip
+from ftvsr.io.frames import list_frames, read_clip, write_clip
+from ftvsr.io.parallel import map_clips
 from ftvsr.io.video import SUBSAMPLED_PIX_FMTS, read_video, write_video
 
 if TYPE_CHECKING:  # pandas is imported where the table is built: spawned workers skip its 0.3 s import
@@ -152,17 +153,32 @@ def _settings(stats: ClipStats) -> tuple:
     return (stats.crf, stats.codec, stats.preset, stats.pix_fmt, stats.fps)
 
 
-def _load_stats(path: Path) -> ClipStats | None:
+def load_clip_stats(dst: str | os.PathLike, clip: str) -> ClipStats | None:
+    """The row ``dst/<clip>.json`` of a compressed clip, or None when it is missing or unreadable."""
     try:
-        return ClipStats(**json.loads(path.read_text()))
+        return ClipStats(**json.loads((Path(dst) / f"{clip}.json").read_text()))
     except (OSError, ValueError, TypeError):
         return None
 
 
-def _clip_is_done(src_clip: Path, dst: Path, clip: str, settings: tuple, keep_video: bool) -> bool:
-    """Done = the stats sidecar (written last) agrees on the settings, and the frames and video are there."""
-    stats = _load_stats(dst / f"{clip}.json")
-    if stats is None or _settings(stats) != settings:
+def clip_is_done(
+    src_clip: str | os.PathLike,
+    dst: str | os.PathLike,
+    crf: int,
+    codec: str = DEFAULT_CODEC,
+    preset: str = DEFAULT_PRESET,
+    pix_fmt: str = DEFAULT_PIX_FMT,
+    fps: float = DEFAULT_FPS,
+    keep_video: bool = True,
+) -> bool:
+    """True when `src_clip` was compressed into `dst` with these settings (a finished, resumable clip).
+
+    Done = the stats sidecar (written last) agrees on the settings, and the frames and video are there.
+    """
+    src_clip, dst = Path(src_clip), Path(dst)
+    clip = src_clip.name
+    stats = load_clip_stats(dst, clip)
+    if stats is None or _settings(stats) != (crf, codec, preset, pix_fmt, float(fps)):
         return False
     if keep_video and not (dst / f"{clip}.mp4").is_file():
         return False
@@ -171,6 +187,27 @@ def _clip_is_done(src_clip: Path, dst: Path, clip: str, settings: tuple, keep_vi
     except FTVSRError:
         return False
     return done == [png_name(p.name) for p in list_frames(src_clip)]
+
+
+def write_bitrate_table(dst: str | os.PathLike, clips: list[str]) -> pd.DataFrame:
+    """The per-clip table of the compressed `clips` in `dst` (their ``.json`` rows), written to ``dst/bitrate.csv``.
+
+    Raises FTVSRError naming the first clip without its row (not compressed yet).
+    """
+    import pandas as pd
+
+    dst = Path(dst)
+    rows = []
+    for clip in clips:
+        stats = load_clip_stats(dst, clip)
+        if stats is None:
+            raise FTVSRError(f"clip {clip} has no compression record {dst / (clip + '.json')}: compress it first")
+        rows.append(dataclasses.asdict(stats))
+    table = pd.DataFrame(rows, columns=[f.name for f in dataclasses.fields(ClipStats)])
+    text, path = table.to_csv(index=False), dst / TABLE_NAME
+    if not (path.is_file() and path.read_text() == text):  # unchanged: keep the file (and its mtime)
+        write_text_atomic(path, text)
+    return table
 
 
 def compress_clip_folder(
@@ -219,21 +256,9 @@ def compress_folder(
     if workers < 1:
         raise FTVSRError(f"workers must be >= 1, got {workers}")
     src, dst = Path(src), Path(dst)
-    clips = list_clips(src)
-    for clip in clips:
-        list_frames(src / clip)  # an empty clip or a stray file among the frames
-    settings = (crf, codec, preset, pix_fmt, float(fps))
-    todo = [c for c in clips if not _clip_is_done(src / c, dst, c, settings, keep_video)]
+    clips = set_clips(src)
+    todo = [c for c in clips if not clip_is_done(src / c, dst, crf, codec, preset, pix_fmt, fps, keep_video)]
     dst.mkdir(parents=True, exist_ok=True)
     jobs = {c: (src / c, dst, crf, codec, preset, pix_fmt, float(fps), keep_video) for c in todo}
     map_clips(compress_clip_folder, jobs, workers=workers, progress=progress, desc=f"compress crf {crf}")
-    rows = []
-    for clip in clips:
-        stats = _load_stats(dst / f"{clip}.json")
-        assert stats is not None, f"stats of {clip} missing after compression"
-        rows.append(dataclasses.asdict(stats))
-    import pandas as pd
-
-    table = pd.DataFrame(rows, columns=[f.name for f in dataclasses.fields(ClipStats)])
-    write_text_atomic(dst / TABLE_NAME, table.to_csv(index=False))
-    return table
+    return write_bitrate_table(dst, clips)

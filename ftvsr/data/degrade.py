@@ -12,79 +12,19 @@ each clip written atomically, clips already done skipped.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import numpy as np
-from tqdm import tqdm
 
 from ftvsr.data.imresize import imresize
 from ftvsr.errors import FTVSRError
 from ftvsr.io.frames import list_clips, list_frames, read_frame, write_clip
+from ftvsr.io.parallel import map_clips
 
 BD_SIGMA = 1.6
 METHODS = ("bd", "bi")
-
-
-R = TypeVar("R")
-
-
-def _clip_error(clip: str, error: BaseException) -> FTVSRError:
-    """One FTVSRError that names the clip (and keeps the file the original message names)."""
-    if isinstance(error, FTVSRError):
-        message = str(error)
-        return FTVSRError(message if clip in message else f"clip {clip}: {message}")
-    return FTVSRError(f"clip {clip}: {type(error).__name__}: {error}")
-
-
-def map_clips(
-    fn: Callable[..., R],
-    jobs: Mapping[str, tuple[Any, ...]],
-    workers: int = 1,
-    progress: bool = True,
-    desc: str = "clips",
-) -> dict[str, R]:
-    """Run ``fn(*jobs[clip])`` for every clip, on `workers` processes; ``{clip: result}``.
-
-    `fn` must be a module-level function (it is pickled to the workers). Workers are
-    *spawned*, not forked, so a parent holding threads (Prefect, torch) cannot deadlock
-    them. The first failing clip cancels the clips not yet started and raises FTVSRError
-    naming it; clips already finished stay written.
-    """
-    if workers < 1:
-        raise FTVSRError(f"workers must be >= 1, got {workers}")
-    results: dict[str, R] = {}
-    bar = tqdm(total=len(jobs), desc=desc, unit="clip", disable=not progress)
-    try:
-        if workers == 1 or len(jobs) <= 1:
-            for clip, args in jobs.items():
-                try:
-                    results[clip] = fn(*args)
-                except Exception as e:
-                    raise _clip_error(clip, e) from e
-                bar.update()
-            return results
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
-            futures: dict[Future, str] = {pool.submit(fn, *args): clip for clip, args in jobs.items()}
-            try:
-                for future in as_completed(futures):
-                    clip = futures[future]
-                    try:
-                        results[clip] = future.result()
-                    except Exception as e:  # includes BrokenProcessPool when a worker dies
-                        raise _clip_error(clip, e) from e
-                    bar.update()
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-        return results
-    finally:
-        bar.close()
 
 
 def bd_kernel_size(sigma: float = BD_SIGMA) -> int:
@@ -180,8 +120,25 @@ def png_name(source_name: str) -> str:
     return Path(source_name).stem + ".png"
 
 
-def _clip_is_done(src_clip: Path, dst_clip: Path) -> bool:
-    """A clip folder appears only whole (atomic write), so matching frame names means done."""
+def set_clips(src: str | os.PathLike) -> list[str]:
+    """The clips of the set folder `src`, sorted, each checked to hold only image frames.
+
+    Raises FTVSRError naming the folder for a missing set, an empty clip or a stray file
+    among the frames, so a stage fails before it writes anything.
+    """
+    src = Path(src)
+    clips = list_clips(src)
+    for clip in clips:
+        list_frames(src / clip)
+    return clips
+
+
+def clip_is_done(src_clip: str | os.PathLike, dst_clip: str | os.PathLike) -> bool:
+    """True when `dst_clip` holds the degraded frames of `src_clip` (a finished, resumable clip).
+
+    A clip folder appears only whole (atomic write), so matching frame names means done.
+    """
+    src_clip, dst_clip = Path(src_clip), Path(dst_clip)
     if not dst_clip.is_dir():
         return False
     try:
@@ -239,10 +196,8 @@ def degrade_folder(
     if workers < 1:
         raise FTVSRError(f"workers must be >= 1, got {workers}")
     src, dst = Path(src), Path(dst)
-    clips = list_clips(src)
-    for clip in clips:
-        list_frames(src / clip)  # an empty clip or a stray file among the frames
-    todo = [c for c in clips if not _clip_is_done(src / c, dst / c)]
+    clips = set_clips(src)
+    todo = [c for c in clips if not clip_is_done(src / c, dst / c)]
     dst.mkdir(parents=True, exist_ok=True)
     jobs = {c: (src / c, dst / c, method, scale) for c in todo}
     map_clips(degrade_clip, jobs, workers=workers, progress=progress, desc=f"degrade {method}")

@@ -132,6 +132,19 @@ def _is_complete(clip_dir: Path, count: int, height: int, width: int) -> bool:
         return False
 
 
+def clip_is_done(clip_dir: str | os.PathLike, settings: SampleClipSettings, multiple: int = 4) -> bool:
+    """True when `clip_dir` already holds the clip `settings` choose (what `fetch_clip` would skip).
+
+    Probes the sample video for its size and frame count (no decoding); raises FTVSRError for
+    settings that choose no frames.
+    """
+    path = sample_video_path(settings.video)
+    info = probe_video(path)
+    indices = _frame_indices(settings, info.num_frames, settings.video)
+    _, _, crop_h, crop_w = centre_crop_box(info.height, info.width, multiple, settings.max_height, settings.max_width)
+    return _is_complete(Path(clip_dir), len(indices), crop_h, crop_w)
+
+
 def fetch_clip(clip_dir: str | os.PathLike, settings: SampleClipSettings, multiple: int = 4) -> int:
     """Decode the frames `settings` choose into `clip_dir` (atomically, PNG); returns the frame count.
 
