@@ -296,3 +296,10 @@ def test_load_released_builds_the_published_configuration(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), published.state_dict().values()))
     with pytest.raises(FTVSRError, match="released checkpoints exist for"):
         load_released(path, "vid4")
+
+
+def test_published_default_configuration_runs_a_batch_of_two():
+    model = FTVSR().eval()  # 60 blocks, FTT width 512: the published network
+    with torch.no_grad():
+        out = model(random_clip(n=2, t=2, h=16, w=16))
+    assert out.shape == (2, 2, 3, 64, 64) and torch.isfinite(out).all()
