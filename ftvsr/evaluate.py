@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 from ftvsr.data.imresize import imresize
 from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import atomic_path, write_text_atomic
-from ftvsr.io.frames import list_clips, list_frames, read_frame, write_frame
+from ftvsr.io.frames import list_clips, list_frames, read_frame, read_frames, write_frame
 from ftvsr.metrics import psnr, ssim
 from ftvsr.tracking import PARENT_RUN_TAG, STAGE_TAG, eval_run_name, flatten, resolve_tracking_uri
 
@@ -149,20 +149,6 @@ def _paired_frames(lq_clip: Path, gt_clip: Path) -> tuple[list[Path], list[Path]
     return lq_paths, [by_name[n] for n in lq_names]
 
 
-def _read_frames(paths: Sequence[Path]) -> np.ndarray:
-    """Frames -> uint8 (t, h, w, 3); a frame of another size raises, naming it."""
-    first = read_frame(paths[0])
-    clip = np.empty((len(paths), *first.shape), dtype=np.uint8)
-    clip[0] = first
-    for i, path in enumerate(paths[1:], start=1):
-        frame = read_frame(path)
-        if frame.shape != first.shape:
-            raise FTVSRError(f"frame {path} is {frame.shape[1]}x{frame.shape[0]}, "
-                             f"the clip's first is {first.shape[1]}x{first.shape[0]}")
-        clip[i] = frame
-    return clip
-
-
 def _select(n_frames: int, protocol: Protocol, clip_dir: Path) -> range:
     stop = n_frames if protocol.test_frames is None else protocol.start_frame + protocol.test_frames
     if protocol.start_frame >= n_frames or stop > n_frames:
@@ -177,8 +163,8 @@ def _load_pair(lq_dir: Path, gt_dir: Path, clip: str,
     """The protocol's frames of one clip: (frame positions, their names, LR (t, h, w, 3), GT (t, 4h, 4w, 3))."""
     lq_paths, gt_paths = _paired_frames(lq_dir / clip, gt_dir / clip)
     selected = _select(len(lq_paths), protocol, lq_dir / clip)
-    lq = _read_frames([lq_paths[k] for k in selected])
-    gt = _read_frames([gt_paths[k] for k in selected])
+    lq = read_frames([lq_paths[k] for k in selected])
+    gt = read_frames([gt_paths[k] for k in selected])
     expected = (lq.shape[1] * SCALE, lq.shape[2] * SCALE)
     if gt.shape[1:3] != expected:
         raise FTVSRError(

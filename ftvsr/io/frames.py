@@ -108,12 +108,11 @@ def read_frame(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def read_clip(clip_dir: str | os.PathLike) -> np.ndarray:
-    """Read every frame of `clip_dir` (in name order) as uint8 ``(t, h, w, 3)``.
+def read_frames(paths: Sequence[Path]) -> np.ndarray:
+    """Read the frames at `paths` (one clip, in that order) as uint8 ``(t, h, w, 3)``.
 
     Raises FTVSRError naming the first frame whose size differs from the first frame's.
     """
-    paths = list_frames(clip_dir)
     first = read_frame(paths[0])
     clip = np.empty((len(paths), *first.shape), dtype=np.uint8)
     clip[0] = first
@@ -126,6 +125,11 @@ def read_clip(clip_dir: str | os.PathLike) -> np.ndarray:
             )
         clip[i] = frame
     return clip
+
+
+def read_clip(clip_dir: str | os.PathLike) -> np.ndarray:
+    """Read every frame of `clip_dir` (in name order) as uint8 ``(t, h, w, 3)`` (see `read_frames`)."""
+    return read_frames(list_frames(clip_dir))
 
 
 def _check_frame(img: np.ndarray, what: str) -> None:
