@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 from ftvsr.data.imresize import imresize
 from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import atomic_path, write_text_atomic
-from ftvsr.io.frames import list_clips, list_frames, read_frame, read_frames, write_frame
+from ftvsr.io.frames import list_clips, list_frames, read_frames, write_frame
 from ftvsr.metrics import psnr, ssim
 from ftvsr.tracking import PARENT_RUN_TAG, STAGE_TAG, eval_run_name, flatten, resolve_tracking_uri
 
