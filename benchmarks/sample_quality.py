@@ -4,7 +4,13 @@
     python benchmarks/sample_quality.py --data /tmp/tune/data/sample --val /tmp/tune/val \\
         --seeds 0 1 --set model.base_upsample=bicubic --set train.iterations=400
     python benchmarks/sample_quality.py ... --iters-only 20     # seconds per iteration, no scoring
+    python benchmarks/sample_quality.py ... --untrained         # where training starts (no training)
     python benchmarks/sample_quality.py ... --test              # also the carphone test clip (final only)
+
+The settings chosen with it (profiles/sample.yaml as of this writing, plus the three overrides):
+
+    python benchmarks/sample_quality.py --data /tmp/tune/data/sample --val /tmp/tune/val \\
+        --set train.num_frames=2 --set train.batch_size=3 --set train.iterations=500 --seeds 0 1 2 --test
 
 Each run trains with the real trainer (`ftvsr.train.train`, what the DVC train stage runs) on
 the packed training LMDBs of a prepared sample profile (`dvc repro pack` makes
@@ -21,7 +27,11 @@ that of MATLAB bicubic, at raw and every CRF, on
 - the carphone test clip (`--test`): report it for the final choice only, never tune on it.
 
 Every run appends one JSON line to `--log` (settings, seconds per iteration, deltas).
-Timings depend on how busy the machine's cores are: compare runs made under the same load.
+Timings depend on how busy the machine's cores are: compare runs made under the same load
+(`cpu_s_per_iter`, the process's CPU time, is steadier than the wall time). Set
+`train.threads=1` when other work shares the cores: two intra-op threads on two busy cores
+ran 6-20x slower here. The base settings are read from `--profile` when the run starts:
+pass every setting a comparison depends on as `--set`, in case the profile changes meanwhile.
 """
 from __future__ import annotations
 
@@ -131,6 +141,22 @@ def run_one(params: Params, seed: int, data: Path, val: Path | None, test: bool,
     return row
 
 
+def score_untrained(params: Params, seed: int, data: Path, val: Path | None, test: bool, label: str) -> None:
+    """Print the deltas of the untrained model: where training starts (the upsampled base)."""
+    from ftvsr.models import FTVSR
+
+    torch.manual_seed(seed)
+    model = FTVSR(**params.model.model_dump())
+    levels = ["raw", *params.data.crfs]
+    if val is not None:
+        block = score(model, val / "lr" / "{level}", val / "hr", "bbb_val", levels)
+        print(f"[{label}] untrained val  {_fmt_deltas(block)}")
+    if test:
+        block = score(model, data / "lr" / "{level}" / "test" / "carphone", data / "hr" / "test" / "carphone",
+                      "carphone", levels)
+        print(f"[{label}] untrained test {_fmt_deltas(block)}")
+
+
 def _fmt_deltas(block: dict[str, dict]) -> str:
     return " ".join(f"{level}:{v['delta']:+.3f}" for level, v in block.items())
 
@@ -164,14 +190,7 @@ def main() -> None:
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     if args.untrained:
-        from ftvsr.models import FTVSR
-        torch.manual_seed(args.seeds[0])
-        model = FTVSR(**params.model.model_dump())
-        levels = ["raw", *params.data.crfs]
-        if args.val:
-            print(f"[{args.label}] untrained val  {_fmt_deltas(score(model, args.val / 'lr' / '{level}', args.val / 'hr', 'bbb_val', levels))}")
-        if args.test:
-            print(f"[{args.label}] untrained test {_fmt_deltas(score(model, args.data / 'lr' / '{level}' / 'test' / 'carphone', args.data / 'hr' / 'test' / 'carphone', 'carphone', levels))}")
+        score_untrained(params, args.seeds[0], args.data, args.val, args.test, args.label)
         return
     rows = []
     for seed in args.seeds:
@@ -189,7 +208,8 @@ def main() -> None:
         print(line, flush=True)
     for block in ("val", "test"):
         if len(rows) > 1 and block in rows[0]:
-            mean = {level: {"delta": statistics.mean(r[block][level]["delta"] for r in rows)} for level in rows[0][block]}
+            mean = {level: {"delta": statistics.mean(r[block][level]["delta"] for r in rows)}
+                    for level in rows[0][block]}
             print(f"[{args.label}] mean {block} over seeds {args.seeds}: {_fmt_deltas(mean)}")
 
 
