@@ -51,6 +51,7 @@ from ftvsr.data.imresize import imresize
 from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import atomic_path, write_text_atomic
 from ftvsr.io.frames import list_clips, list_frames, read_frames, write_frame
+from ftvsr.io.parallel import torch_threads
 from ftvsr.metrics import psnr, ssim
 from ftvsr.tracking import PARENT_RUN_TAG, STAGE_TAG, eval_run_name, flatten, resolve_tracking_uri
 
@@ -420,12 +421,13 @@ def evaluate_level(lq_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_dir
                    protocol: str | None = None, device: str = "cpu", progress: bool = True) -> pd.DataFrame:
     """`evaluate_set` with a profile's evaluation settings, results and strip frames written to `out_dir`."""
     out_dir = Path(out_dir)
-    frames = evaluate_set(
-        lq_dir, gt_dir, model=model, dataset=dataset, crf=crf, protocol=protocol or settings.protocol,
-        convert_to_y=dataset in settings.y_channel_datasets, crop_border=settings.crop_border,
-        chunk=settings.chunk, tile=settings.tile, device=device, save_frames_dir=out_dir / "strips",
-        save_frame_index=settings.strip_frame, progress=progress,
-    )
+    with torch_threads(settings.threads):
+        frames = evaluate_set(
+            lq_dir, gt_dir, model=model, dataset=dataset, crf=crf, protocol=protocol or settings.protocol,
+            convert_to_y=dataset in settings.y_channel_datasets, crop_border=settings.crop_border,
+            chunk=settings.chunk, tile=settings.tile, device=device, save_frames_dir=out_dir / "strips",
+            save_frame_index=settings.strip_frame, progress=progress,
+        )
     write_results(frames, out_dir)
     return frames
 

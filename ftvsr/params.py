@@ -166,6 +166,7 @@ class EvaluateSettings(_Strict):
     chunk: int | None = Field(None, gt=0)
     tile: int | None = Field(None, gt=0)
     strip_frame: int = Field(0, ge=0)
+    threads: int | None = Field(None, gt=0)  # torch intra-op threads (None: torch's default)
 
 
 class MlflowSettings(_Strict):

@@ -6,7 +6,8 @@ flows map the same per-clip functions as Prefect tasks instead.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
 
@@ -15,6 +16,23 @@ from tqdm import tqdm
 from ftvsr.errors import FTVSRError
 
 R = TypeVar("R")
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with torch using `count` intra-op threads (None: leave as is), then restore.
+
+    Two threads on two cores thrash as soon as another process keeps one core busy.
+    """
+    import torch  # only the callers that run a network pay for importing it
+
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def clip_error(clip: str, error: BaseException) -> FTVSRError:
