@@ -740,8 +740,8 @@ def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
                 "run_id": run_id, "iterations": settings.iterations,
                 "final_loss": final_loss if math.isfinite(final_loss) else None,
                 "model": str(out_model), "experiment": mlflow_settings.experiment if mlflow_settings else None,
-                "tracking_uri": tracking.resolve_tracking_uri(mlflow_settings.tracking_uri) if mlflow_settings
-                else None})
+                # as configured (relative to the project), so the committed file names no machine's path
+                "tracking_uri": mlflow_settings.tracking_uri if mlflow_settings else None})
             if mlflow is not None:
                 mlflow.log_metrics({"final_loss": final_loss}, step=settings.iterations)
                 mlflow.log_artifact(str(out_model), artifact_path="model")
