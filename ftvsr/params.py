@@ -51,6 +51,8 @@ class DataSettings(_Strict):
     train_clips: list[str] = []
     test_sets: dict[str, list[str]] = {}
     degradation: Literal["bd", "bi"] = "bd"
+    # A test set degraded otherwise than `degradation` (the published Vid4 inputs are BD).
+    test_degradation: dict[str, Literal["bd", "bi"]] = {}
     scale: Literal[4] = 4
     crfs: list[Crf] = [15, 25, 35]
     compress: CompressSettings = CompressSettings()

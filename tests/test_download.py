@@ -400,3 +400,25 @@ def test_fetch_dataset_finds_clips_nested_differently(server, tmp_path):
     server.files["/Vid4/Vid4.zip"] = zip_bytes({"other/calendar/00000000.png": png(0)})
     with pytest.raises(FTVSRError, match="Vid4/GT"):
         fetch_dataset("vid4", tmp_path / "again", mirror=server.base, progress=False)
+
+
+def test_hr_clip_plan_vimeo_split_and_missing_downloads(tmp_path):
+    from ftvsr.data.arrange import hr_clip_plan, link_clip
+
+    gt = tmp_path / "vimeo90k" / "GT"
+    for clip in ("00001_0001", "00001_0002", "00002_0001"):
+        (gt / clip).mkdir(parents=True)
+        (gt / clip / "im1.png").write_bytes(png(1))
+    (tmp_path / "vimeo90k" / "sep_trainlist.txt").write_text("00001/0001\n00002/0001\n")
+    plan = hr_clip_plan("vimeo90k", [], tmp_path)
+    assert plan == {"train/00001_0001": gt / "00001_0001", "train/00002_0001": gt / "00002_0001"}
+    assert link_clip(plan["train/00001_0001"], tmp_path / "hr" / "a") == 1
+    with pytest.raises(FTVSRError, match=r"vid4 is not downloaded: .*Vid4/GT not found \(run `ftvsr fetch vid4"):
+        hr_clip_plan("vimeo90k", ["vid4"], tmp_path)
+    with pytest.raises(FTVSRError, match=r"test sets \['set5'\] cannot be prepared"):
+        hr_clip_plan("vimeo90k", ["set5"], tmp_path)
+    (tmp_path / "vimeo90k" / "sep_trainlist.txt").write_text("00001/0001\n00003/0001\n")
+    with pytest.raises(FTVSRError, match="1 clips of sep_trainlist.txt are missing .* e.g. 00003_0001"):
+        hr_clip_plan("vimeo90k", [], tmp_path)
+    with pytest.raises(FTVSRError, match="has no parts"):
+        fetch_dataset("reds", tmp_path, parts=["train_blur"], progress=False)

@@ -3,6 +3,7 @@ one named task per clip, the cache and the files on disk, retries for transient 
 resuming, parameters rejected before any work, and dvc.yaml's paths mirrored by `stage_paths`."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import shutil
@@ -273,3 +274,73 @@ def test_stage_paths_agree_with_dvc_yaml():
     train_outs = [next(iter(o)) if isinstance(o, dict) else o for o in stages["train"]["outs"]]
     assert Path(train_outs[1].replace("${profile}", "PROFILE")) == p.train_run
     assert os.fspath(p.model) == "models/PROFILE/ftvsr.pth"
+
+
+# ------------------------------------------------------------------ fetch for the paper profile
+
+
+def _paper_params(tmp_path: Path, **train: object) -> Path:
+    params = yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text())
+    params["data"]["workers"] = 2
+    params["train"].update(train)
+    path = tmp_path / "paper.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def test_paper_fetch_downloads_and_arranges_reds4_vid4_and_spynet(tmp_path, monkeypatch):
+    """The fetch stage of profile `paper` against a real HTTP server on 127.0.0.1 (a mirror)."""
+    from test_download import FileServer, png, zip_bytes
+
+    from ftvsr.data import sources
+    from pipelines.fetch import fetch_flow
+
+    server = FileServer()
+    server.thread.start()
+    try:
+        train = {f"train/train_sharp/{clip}/{i:08d}.png": png(int(clip) + i)
+                 for clip in ("000", "001", "011", "015", "020") for i in range(2)}
+        server.files["/REDS/train_sharp.zip"] = zip_bytes(train)
+        server.files["/REDS/val_sharp.zip"] = zip_bytes({"val/val_sharp/000/00000000.png": png(7)})
+        server.files["/Vid4/Vid4.zip"] = zip_bytes({f"Vid4/GT/{clip}/{i:08d}.png": png(i)
+                                                    for clip in ("calendar", "walk") for i in range(3)})
+        weights = b"pretrained spynet"
+        server.files["/spynet/spynet_20210409-c6c1bd09.pth"] = weights
+        spynet = sources.DatasetSource("spynet", "", (sources.Part(
+            "weights", sources.SPYNET.parts[0].url, sources.SPYNET.parts[0].dest, "file",
+            sha256=hashlib.sha256(weights).hexdigest()),))
+        monkeypatch.setitem(sources.SOURCES, "spynet", spynet)  # the real digest cannot match test bytes
+        monkeypatch.setenv(sources.MIRROR_ENV, server.base)
+        hr, downloads = tmp_path / "hr", tmp_path / "downloads"
+        spynet_path = tmp_path / "weights" / "spynet.pth"
+        params_file = _paper_params(tmp_path, spynet_weights=str(spynet_path))
+
+        done = fetch_flow(hr, params_file, downloads=downloads)
+        assert sorted(p.name for p in (hr / "train").iterdir()) == ["001", "240"]  # REDS4 held out
+        assert sorted(p.name for p in (hr / "test" / "reds4").iterdir()) == ["000", "011", "015", "020"]
+        assert sorted(p.name for p in (hr / "test" / "vid4").iterdir()) == ["calendar", "walk"]
+        assert len(done) == 8 and done["test/vid4/walk"] == 3
+        linked = hr / "test" / "reds4" / "011" / "00000001.png"
+        assert linked.stat().st_ino == (downloads / "REDS/train/train_sharp/011/00000001.png").stat().st_ino
+        assert spynet_path.read_bytes() == weights
+        assert not (downloads / "REDS/train/train_sharp_bicubic").exists()  # LR comes from our degrade stage
+
+        requests = len(server.requests)
+        shutil.rmtree(hr / "train" / "001")  # an interrupted run: the next one finishes the clip
+        fetch_flow(hr, params_file, downloads=downloads)
+        assert (hr / "train" / "001" / "00000001.png").is_file() and len(server.requests) == requests
+
+        leaky = _paper_params(tmp_path, spynet_weights=str(spynet_path))
+        leaky.write_text(leaky.read_text().replace("leak_reds4: false", "leak_reds4: true"))
+        fetch_flow(hr, leaky, downloads=downloads)  # other settings: the HR layout is rebuilt
+        assert sorted(p.name for p in (hr / "train").iterdir()) == ["000", "001", "011", "015", "020", "240"]
+
+        del server.files["/Vid4/Vid4.zip"]
+        shutil.rmtree(downloads / "Vid4")
+        shutil.rmtree(downloads / "downloads" / "Vid4")  # the kept archive would rebuild it offline
+        with pytest.raises(FTVSRError, match="404"):
+            fetch_flow(tmp_path / "hr2", params_file, downloads=downloads)
+        assert not (tmp_path / "hr2").exists()
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()

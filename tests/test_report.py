@@ -114,10 +114,13 @@ def test_paper_table_numbers_and_missing_cells(results):
     at = {c: i for i, c in enumerate(columns)}
     assert rows["FTVSR (ours)"][at[("REDS4", "crf25")]] == f"28.25/{28.25 / 41:.4f}"
     assert rows["Bicubic"][at[("REDS4", "raw")]] == f"26.00/{26.0 / 41:.4f}"
-    # published REDS4 raw is known, its delta computed; CRF 25 has no published value
+    # published values sit beside ours with their delta; a cell we did not evaluate has no delta
     assert rows["FTVSR (published)"][at[("REDS4", "raw")]] == "31.82/0.8960"
     assert rows["Δ ours − published"][at[("REDS4", "raw")]] == f"{31.50 - 31.82:+.2f}/{31.50 / 41 - 0.896:+.4f}"
-    assert rows["FTVSR (published)"][at[("REDS4", "crf25")]] is None
+    assert rows["FTVSR (published)"][at[("REDS4", "crf25")]] == "28.10/0.7860"
+    assert rows["Δ ours − published"][at[("REDS4", "crf25")]] == f"{28.25 - 28.10:+.2f}/{28.25 / 41 - 0.786:+.4f}"
+    assert rows["FTVSR (published)"][at[("REDS4", "crf15")]] == "30.89/0.8640"
+    assert rows["Δ ours − published"][at[("REDS4", "crf15")]] is None
     # Vid4 was not evaluated: every row of its columns is missing
     for name in rows:
         for crf in ("raw", "crf15", "crf25", "crf35"):
@@ -136,7 +139,7 @@ def test_table_files_content(tmp_path, results):
     cells = [c.strip() for c in ours.strip("|").split("|")][1:]
     assert cells[0] == "31.50/0.7683" and cells[2] == "28.25/0.6890"
     assert cells[1] == MISSING and cells[4] == MISSING  # REDS4 CRF 15, Vid4 raw: not evaluated
-    assert "paperswithcode" in md  # the published numbers' source is stated
+    assert "paperswithcode" in md and "CAVSR" in md  # the published numbers' sources are stated
     tex = (out / "table.tex").read_text()
     assert tex.startswith(r"\begin{tabular}") and tex.rstrip().endswith(r"\end{tabular}")
     assert r"\multicolumn{4}{c}{REDS4}" in tex and r"\multicolumn{4}{c}{Vid4}" in tex
@@ -172,8 +175,10 @@ def test_rate_distortion_points(results, bitrates):
 def test_published_results_are_sourced_data():
     assert all(r.source and r.psnr > 0 for r in PUBLISHED_RESULTS)
     assert lookup("reds4", "RAW").psnr == pytest.approx(31.82)
-    assert lookup("REDS4", 25) is None and lookup("REDS4", "25") is lookup("REDS4", "crf25")
-    assert lookup("Vid4", "crf25") is None  # not found in any source: left missing, not guessed
+    assert lookup("REDS4", 25) is lookup("REDS4", "25") is lookup("REDS4", "crf25") is not None
+    assert lookup("REDS4", "crf30") is None and lookup("Vid4", "raw", method="BasicVSR") is None
+    assert {(r.dataset, r.crf) for r in PUBLISHED_RESULTS} == {
+        (d, c) for d in ("REDS4", "Vid4") for c in ("raw", "crf15", "crf25", "crf35")}
     custom = (PublishedResult("Vid4", "crf25", "FTVSR", 26.0, None, "test"),)
     assert lookup("vid4", "crf25", results=custom).psnr == 26.0
 

@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
@@ -379,8 +380,8 @@ def _arrange(staging: Path, part: Part, dest: Path) -> int:
     return len(clip_dirs)
 
 
-def fetch_dataset(name: str, root: str | os.PathLike, *, mirror: str | None = None,
-                  lock_file: str | os.PathLike | None = None, keep_archives: bool = True,
+def fetch_dataset(name: str, root: str | os.PathLike, *, parts: Sequence[str] | None = None,
+                  mirror: str | None = None, lock_file: str | os.PathLike | None = None, keep_archives: bool = True,
                   retries: int = 5, backoff: float = 1.0, timeout: float = 60.0,
                   progress: bool = True) -> list[Path]:
     """Download, verify, extract and arrange dataset `name` (see `sources.SOURCES`) under `root`.
@@ -391,6 +392,7 @@ def fetch_dataset(name: str, root: str | os.PathLike, *, mirror: str | None = No
     file (default `<root>/checksums.json`) and required to match on every later run.
 
     Args:
+        parts: names of the parts to fetch (`Part.name`); None: all of them.
         mirror: base URL to fetch `<mirror>/<dataset>/<file>` from instead of the publisher;
             defaults to the `FTVSR_MIRROR` environment variable.
         keep_archives: keep the downloaded archives (re-verifiable) after extraction.
@@ -404,8 +406,13 @@ def fetch_dataset(name: str, root: str | os.PathLike, *, mirror: str | None = No
     base = mirror if mirror is not None else os.environ.get(MIRROR_ENV) or None
     downloads = root / "downloads" / source.name
 
+    unknown = sorted(set(parts or ()) - {part.name for part in source.parts})
+    if unknown:
+        raise FTVSRError(f"{source.name} has no parts {unknown}: its parts are {[part.name for part in source.parts]}")
     groups: dict[str, list[Part]] = {}
     for part in source.parts:
+        if parts is not None and part.name not in parts:
+            continue
         groups.setdefault(part.dest, []).append(part)
 
     def fetch_part(part: Part) -> Path:

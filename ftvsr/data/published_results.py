@@ -1,18 +1,23 @@
 """Published FTVSR numbers, as data with their source, for the report's paper-layout tables.
 
-Only values that could be traced to a public source are listed. A (dataset, CRF) cell that is
-not here is shown as missing ("–") in the report: never fill one in from memory.
+Only values that could be traced to a public source are listed, each with that source. A
+(dataset, CRF) cell that is not here is shown as missing ("–") in the report: never fill one in
+from memory.
 
-Sources searched for this table (this file records what they gave):
-- the FTVSR repository's README (researchmm/FTVSR, every commit): no numbers, only the test
-  commands and the CRF levels (uncompressed, 15, 25, 35);
+What the sources searched gave:
+- the FTVSR repository's README (researchmm/FTVSR): no numbers, only the test commands and the
+  CRF levels (uncompressed, 15, 25, 35);
 - Papers with Code, "Learning Spatiotemporal Frequency-Transformer for Compressed Video
-  Super-Resolution" (https://paperswithcode.com/paper/learning-spatiotemporal-frequency-transformer):
-  the REDS4 4x leaderboard entry of the ECCV 2022 paper, PSNR 31.82 / SSIM 0.8960 (uncompressed
-  input, RGB, no border crop, the benchmark's standard protocol);
-- the paper's own tables (Qiu et al., ECCV 2022, arXiv 2208.03012) could not be read from here:
-  the CRF 15 / 25 / 35 columns and the Vid4 row are therefore missing. Add them with the table
-  number as `source` once read from the paper.
+  Super-Resolution": the REDS4 4x leaderboard entry of the ECCV 2022 paper, 31.82 / 0.8960;
+- CAVSR (Wang et al., "Compression-Aware Video Super-Resolution", CVPR 2023), whose comparison
+  (slide "Evaluation" of `.doc/PPT.pdf` and the poster in github.com/aprBlue/CAVSR) has an
+  FTVSR row for Vid4 (Y channel) and REDS4 (RGB) at CRF 15 / 25 / 35. It does not say whether
+  the numbers were copied from the FTVSR paper or re-measured: they are "FTVSR as reported by
+  CAVSR";
+- Video-Super-Resolution-Rankings (github.com/Tang1705, a community list citing the ECCV paper):
+  Vid4 uncompressed 28.31 / 0.860, with no channel stated;
+- the paper's own tables (arXiv 2208.03012) could not be read from here. Replace these entries
+  with the paper's table (and its number as `source`) once read.
 
 CRF labels follow the data layout: "raw" (uncompressed LR), "crf15", "crf25", "crf35".
 """
@@ -38,8 +43,24 @@ PAPERS_WITH_CODE = (
     "(paperswithcode.com/paper/learning-spatiotemporal-frequency-transformer)"
 )
 
+CAVSR = (
+    "FTVSR as reported by CAVSR (Wang et al., CVPR 2023), slide 'Evaluation' of github.com/aprBlue/CAVSR "
+    ".doc/PPT.pdf; Vid4 on Y, REDS4 on RGB"
+)
+RANKINGS = (
+    "github.com/Tang1705/Video-Super-Resolution-Rankings README (a community list citing the ECCV 2022 paper; "
+    "channel not stated)"
+)
+
 PUBLISHED_RESULTS: tuple[PublishedResult, ...] = (
     PublishedResult(dataset="REDS4", crf="raw", method="FTVSR", psnr=31.82, ssim=0.8960, source=PAPERS_WITH_CODE),
+    PublishedResult(dataset="REDS4", crf="crf15", method="FTVSR", psnr=30.89, ssim=0.864, source=CAVSR),
+    PublishedResult(dataset="REDS4", crf="crf25", method="FTVSR", psnr=28.10, ssim=0.786, source=CAVSR),
+    PublishedResult(dataset="REDS4", crf="crf35", method="FTVSR", psnr=24.83, ssim=0.674, source=CAVSR),
+    PublishedResult(dataset="Vid4", crf="raw", method="FTVSR", psnr=28.31, ssim=0.860, source=RANKINGS),
+    PublishedResult(dataset="Vid4", crf="crf15", method="FTVSR", psnr=27.50, ssim=0.826, source=CAVSR),
+    PublishedResult(dataset="Vid4", crf="crf25", method="FTVSR", psnr=25.51, ssim=0.732, source=CAVSR),
+    PublishedResult(dataset="Vid4", crf="crf35", method="FTVSR", psnr=22.79, ssim=0.561, source=CAVSR),
 )
 
 # The paper-layout table's columns: datasets and compression levels of the paper's comparison.
