@@ -138,6 +138,8 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="results folder: <out>/<dataset>/<crf>/")] = Path("results/manual"),
     protocol: Annotated[Optional[str], typer.Option(help="full or published (default: params)")] = None,
     device: str = "cpu",
+    report_dir: Annotated[Optional[Path], typer.Option(
+        "--report", help="then rebuild the tables and figures from every result under --out here")] = None,
     params: ParamsOption = PARAMS_FILE,
 ) -> None:
     """Evaluate a model and bicubic on a test set at one or more compression levels."""
@@ -156,6 +158,8 @@ def evaluate(
         frames = evaluate_level(lr, hr, out / name / level, model=model, dataset=name, crf=level,
                                 settings=settings.evaluate, protocol=protocol, device=device)
         typer.echo(f"{name} {level}: {metrics_dict(frames)}")
+    if report_dir is not None:
+        _report(out, report_dir, None, params)
 
 
 @app.command()
@@ -166,6 +170,10 @@ def report(
     params: ParamsOption = PARAMS_FILE,
 ) -> None:
     """Paper-layout tables (markdown, LaTeX), plots and visual strips from evaluation results."""
+    _report(results, out, bitrates, params)
+
+
+def _report(results: Path, out: Path, bitrates: Path | None, params: Path) -> None:
     from ftvsr.report import build_report
 
     folders = sorted(p.parent for p in results.glob("*/*/frames.csv"))

@@ -50,7 +50,10 @@ def test_cli_evaluates_a_published_size_checkpoint(tmp_path, synth_weights, offi
     _tiny_test_set(tmp_path / "set", frames=2)
     result = subprocess.run(
         [sys.executable, "-m", "ftvsr.cli", "evaluate", "--weights", str(path), "--released", "reds",
-         "--dataset", str(tmp_path / "set"), "--crf", "raw", "--out", str(tmp_path / "results")],
+         "--dataset", str(tmp_path / "set"), "--crf", "raw", "--out", str(tmp_path / "results"),
+         "--report", str(tmp_path / "report")],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "results" / "set" / "raw" / "frames.csv").is_file()
+    table = (tmp_path / "report" / "table.md").read_text()  # one command: evaluated, then tabulated
+    assert "FTVSR (ours)" in table and "| set Raw |" in table
