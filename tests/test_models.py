@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ftvsr.errors import FTVSRError
 from ftvsr.models import (FTVSR, SPyNet, load_model_weights, load_official_weights, load_spynet_weights, load_released,
                           read_metadata, save_model)
+from ftvsr.models import onednn, winograd
 from ftvsr.models.ftt import dct_basis, frequency_tokens, frequency_untokens
 from ftvsr.models.ftvsr import pad_to_multiple
 
@@ -171,6 +172,67 @@ def test_gradients_reach_every_trainable_parameter():
     model(random_clip(t=3)).mean().backward()
     missing = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing
+
+
+# ---------------------------------------------------------------- CPU inference kernels
+
+needs_onednn = pytest.mark.skipif(not onednn.available(), reason="oneDNN matmul op not in this torch build")
+
+
+@needs_onednn
+@pytest.mark.parametrize("n, h, w", [(1, 9, 13), (2, 12, 8), (1, 3, 5)])
+def test_winograd_convolution_equals_direct(n, h, w):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(256, 260, 3, padding=1)
+    x = onednn.channels_last(torch.randn(n, 256, h, w))
+    with torch.no_grad():
+        assert winograd.applies(conv, x)
+        out = winograd.conv3x3(conv, x)
+        exact = F.conv2d(x.double(), conv.weight.double(), conv.bias.double(), padding=1)
+    assert out.shape == exact.shape and out.is_contiguous(memory_format=torch.channels_last)
+    assert (out - exact).abs().max() <= 1e-3 * exact.abs().mean()  # rounding only (observed ~1.5e-4)
+    assert not winograd.applies(conv, x)  # grad enabled, trainable weights: the plain convolution
+    assert not winograd.applies(torch.nn.Conv2d(64, 64, 3, padding=1), x[:, :64])  # narrow: direct
+
+
+@needs_onednn
+def test_onednn_attention_and_products_equal_plain_ops():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(300, 16, generator=g) / 4
+    k, v = torch.randn(270, 16, generator=g), torch.randn(270, 16, generator=g)
+    with torch.no_grad():
+        out = onednn.attention(q, k, v.t().contiguous(), chunk=64)  # 300 queries: a partial last block
+        expected = F.scaled_dot_product_attention(q[None], k[None], v[None], scale=1.0)[0]
+        assert torch.allclose(out, expected, atol=1e-5)
+        conv = torch.nn.Conv2d(24, 40, 1)
+        x = torch.randn(2, 24, 5, 7, generator=g)
+        assert torch.allclose(onednn.conv1x1(conv, x), conv(x), atol=1e-5)
+        weight, bias = torch.randn(40, 24, generator=g), torch.randn(40, generator=g)
+        assert torch.allclose(onednn.linear(x.flatten(2).transpose(1, 2), weight, bias),
+                              F.linear(x.flatten(2).transpose(1, 2), weight, bias), atol=1e-5)
+
+
+@needs_onednn
+def test_cpu_inference_kernels_equal_the_plain_forward(monkeypatch):
+    calls = []
+    conv3x3 = winograd.conv3x3
+    monkeypatch.setattr(winograd, "conv3x3", lambda conv, x: calls.append(1) or conv3x3(conv, x))
+    model = tiny_model(ftt_channels=256)  # wide enough for Winograd
+    clip = random_clip(t=3, h=20, w=24)
+    with torch.no_grad():
+        fast = model(clip)
+        assert calls  # Winograd, oneDNN attention and products ran
+        enabled, torch.backends.mkldnn.enabled = torch.backends.mkldnn.enabled, False
+        try:
+            plain = model(clip)  # F.conv2d, F.linear, scaled_dot_product_attention
+        finally:
+            torch.backends.mkldnn.enabled = enabled
+    assert torch.allclose(fast, plain, atol=1e-5)
+
+    calls.clear()
+    model.train()
+    model(clip[:, :2]).mean().backward()  # training: autograd-capable plain ops only
+    assert not calls and model.FTT.resblocks.main[0].weight.grad is not None
 
 
 # ---------------------------------------------------------------- errors

@@ -6,6 +6,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ftvsr.models import winograd
+from ftvsr.models.onednn import channels_last
+
+
+def conv2d(conv: torch.nn.Conv2d, x: torch.Tensor, activation: str | None = None, negative_slope: float = 0.0,
+           residual: torch.Tensor | None = None) -> torch.Tensor:
+    """`act(conv(x) + residual)` (residual optional; act None, "relu" or "leaky_relu" with
+    `negative_slope`), the convolution on channels-last input.
+
+    Wide 3x3 convolutions on CPU inference run by Winograd's algorithm (`ftvsr.models.winograd`).
+    When no autograd graph is recorded the addition and the activation are done in place on
+    the convolution's fresh output: the same values, without allocating (and page-faulting)
+    two more tensors of the output's size.
+    """
+    x = channels_last(x)
+    out = winograd.conv3x3(conv, x) if winograd.applies(conv, x) else conv(x)
+    recording = torch.is_grad_enabled() and (out.requires_grad or (residual is not None and residual.requires_grad))
+    in_place = not recording
+    if residual is not None:
+        out = out.add_(residual) if in_place else out + residual
+    if activation == "relu":
+        out = F.relu(out, inplace=in_place)
+    elif activation == "leaky_relu":
+        out = F.leaky_relu(out, negative_slope, inplace=in_place)
+    elif activation is not None:
+        raise ValueError(f"conv2d: unknown activation {activation!r}")
+    return out
+
 
 def _kaiming_init_(conv: nn.Module, scale: float) -> None:
     """mmedit's `default_init_weights`: Kaiming normal (fan_in, ReLU gain) times `scale`, zero bias."""
@@ -26,7 +54,7 @@ class ResidualBlockNoBN(nn.Module):
             _kaiming_init_(conv, 0.1)  # small residuals at init, as ESRGAN / mmedit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
+        return conv2d(self.conv2, conv2d(self.conv1, x, "relu"), residual=x)
 
 
 class ResidualBlocksWithInputConv(nn.Module):
@@ -44,4 +72,5 @@ class ResidualBlocksWithInputConv(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x)
+        conv, activation, blocks = self.main
+        return blocks(conv2d(conv, x, "leaky_relu", activation.negative_slope))

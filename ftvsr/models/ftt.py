@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ftvsr.models import onednn
 from ftvsr.models.blocks import ResidualBlocksWithInputConv
 from ftvsr.models.spynet import flow_warp
 
@@ -117,8 +118,10 @@ class FrequencyAttention(nn.Module):
     projection back to token size. Returns (n, C, h, w).
 
     `attention="sdpa"` uses `scaled_dot_product_attention` (memory linear in the number of
-    tokens); `"materialized"` builds the full attention matrix exactly as the published code
-    (nn.MultiheadAttention with returned weights): a reference for tests and benchmarks.
+    tokens; on CPU inference the same attention by blocks of queries through oneDNN,
+    `ftvsr.models.onednn.attention`); `"materialized"` builds the full attention matrix
+    exactly as the published code (nn.MultiheadAttention with returned weights): a
+    reference for tests and benchmarks.
     """
 
     def __init__(self, channels: int = 512, d_model: int = 512, n_heads: int = 4,
@@ -144,6 +147,8 @@ class FrequencyAttention(nn.Module):
                 mha.in_proj_weight, mha.in_proj_bias, None, None, False, 0.0,
                 mha.out_proj.weight, mha.out_proj.bias, training=False, need_weights=True)
             return out.transpose(0, 1)
+        if onednn.applies(q, k, v, mha.in_proj_weight, mha.in_proj_bias):
+            return self._attend_onednn(q, k, v)
         n, length, d_model = q.shape
         heads = mha.num_heads
         w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
@@ -155,14 +160,42 @@ class FrequencyAttention(nn.Module):
         out = F.scaled_dot_product_attention(split(q, w_q, b_q), split(k, w_k, b_k), split(v, w_v, b_v))
         return mha.out_proj(out.transpose(1, 2).reshape(n, length, d_model))
 
+    def _attend_onednn(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The "sdpa" path on CPU inference: the same attention, one head and one block of
+        queries at a time through oneDNN (see `ftvsr.models.onednn`); memory O(L) as SDPA's."""
+        mha = self.MultiheadAttention
+        heads, d_model = mha.num_heads, mha.embed_dim
+        head_dim = d_model // heads
+        scale = head_dim ** -0.5  # SDPA's default scale, applied to the query projection
+        w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = mha.in_proj_bias.chunk(3)
+        outputs = []
+        for b in range(q.shape[0]):
+            per_head = []
+            for h in range(heads):
+                rows = slice(h * head_dim, (h + 1) * head_dim)
+                q_h = onednn.linear(q[b], w_q[rows] * scale, b_q[rows] * scale)  # (L, head_dim)
+                k_h = onednn.linear(k[b], w_k[rows], b_k[rows])  # (S, head_dim)
+                v_h_t = onednn.linear(w_v[rows], v[b]) + b_v[rows, None]  # (head_dim, S): v_h transposed
+                per_head.append(onednn.attention(q_h, k_h, v_h_t))
+            outputs.append(torch.cat(per_head, dim=1))
+        return onednn.linear(torch.stack(outputs), mha.out_proj.weight, mha.out_proj.bias)
+
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         size = q.shape[-2:]
-        q_emb = self.layer_q(frequency_tokens(q))
-        k_emb = self.layer_k(frequency_tokens(k))
-        v_emb = self.layer_v(frequency_tokens(v))
+        k_tokens = frequency_tokens(k)
+        v_tokens = k_tokens if v is k else frequency_tokens(v)  # FTT always attends with k = v
+        q_emb = _linear(self.layer_q, frequency_tokens(q))
+        k_emb = _linear(self.layer_k, k_tokens)
+        v_emb = _linear(self.layer_v, v_tokens)
         x = self.norm1(self._attend(q_emb, k_emb, v_emb) + v_emb)
-        x = self.norm2(F.leaky_relu(self.linear1(x), 0.1) + x)
-        return frequency_untokens(self.linear2(x), size)
+        x = self.norm2(F.leaky_relu(_linear(self.linear1, x), 0.1) + x)
+        return frequency_untokens(_linear(self.linear2, x), size)
+
+
+def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """`layer(x)`, through oneDNN on CPU inference (`ftvsr.models.onednn.linear`)."""
+    return onednn.linear(x, layer.weight, layer.bias)
 
 
 # ---------------------------------------------------------------- the frequency transformer
@@ -227,7 +260,8 @@ class FTT(nn.Module):
         for i in range(t):
             coefficients = self.dct(torch.cat([base[:, i], first[:, i]]))
             first_coefficients.append(coefficients[n:])
-            features = self.feat_extractor(self.conv_layer1(self._normalized_coefficients(coefficients)))
+            normalized = self._normalized_coefficients(coefficients)
+            features = self.feat_extractor(onednn.conv1x1(self.conv_layer1, normalized))
             base_features.append(features[:n])
             first_features.append(features[n:])
 
@@ -259,7 +293,9 @@ class FTT(nn.Module):
                 prop = step(i, prop, to_previous[:, i - 1] if flows is not None else None)
                 attended.pop(i, None)  # no longer needed
             prop = self.resblocks(torch.cat([first_features[i], prop], dim=1))
-            residual = self.conv_layer2(self.fusion(torch.cat([backward_features[i], first_features[i], prop], dim=1)))
+            fused = torch.cat([backward_features[i], first_features[i], prop], dim=1)
+            fused = self.fusion[1](onednn.conv1x1(self.fusion[0], fused))  # conv, LeakyReLU, conv
+            residual = onednn.conv1x1(self.conv_layer2, onednn.conv1x1(self.fusion[2], fused))
             backward_features[i] = None
             if not self.hf_once:
                 residual = residual + first_coefficients[i]

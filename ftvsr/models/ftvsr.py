@@ -20,9 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ftvsr.errors import FTVSRError
-from ftvsr.models.blocks import ResidualBlocksWithInputConv
+from ftvsr.models.blocks import ResidualBlocksWithInputConv, conv2d
 from ftvsr.models.ftt import ATTENTION_MODES, ATTENTION_PATCH, FREQUENCY_GROUPS, FTT
 from ftvsr.models.ltam import LTAM, KeyframeBuffers
+from ftvsr.models.onednn import conv1x1
 from ftvsr.models.spynet import SPyNet, clip_flows, flow_warp
 
 SCALE = 4
@@ -42,8 +43,10 @@ class PixelShufflePack(nn.Module):
         nn.init.kaiming_normal_(self.upsample_conv.weight, a=0, mode="fan_in", nonlinearity="relu")  # mmedit
         nn.init.zeros_(self.upsample_conv.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(self.upsample_conv(x), self.scale_factor)
+    def forward(self, x: torch.Tensor, negative_slope: float | None = None) -> torch.Tensor:
+        """With `negative_slope`, also a LeakyReLU (applied before the shuffle, which only moves values)."""
+        activation = None if negative_slope is None else "leaky_relu"
+        return F.pixel_shuffle(conv2d(self.upsample_conv, x, activation, negative_slope or 0.0), self.scale_factor)
 
 
 def pad_to_multiple(frames: torch.Tensor, k: int) -> tuple[torch.Tensor, int, int]:
@@ -215,11 +218,11 @@ class FTVSR(nn.Module):
         forward = self._propagate(feats, to_previous, backward=False)
         bases, outputs = [], []
         for i in range(t):
-            x = F.leaky_relu(self.fusion(torch.cat([backward[i], feats[i], forward[i]], dim=1)), 0.1)
+            x = F.leaky_relu(conv1x1(self.fusion, torch.cat([backward[i], feats[i], forward[i]], dim=1)), 0.1)
             backward[i] = forward[i] = None  # free as we go
-            x = F.leaky_relu(self.upsample1(x), 0.1)
-            x = F.leaky_relu(self.upsample2(x), 0.1)
-            x = F.leaky_relu(self.conv_hr(x), 0.1)
+            x = self.upsample1(x, negative_slope=0.1)
+            x = self.upsample2(x, negative_slope=0.1)
+            x = conv2d(self.conv_hr, x, "leaky_relu", 0.1)
             base = F.interpolate(lrs[:, i], scale_factor=SCALE, mode=self.base_upsample, align_corners=False)
             bases.append(base)
             outputs.append(self.conv_last(x) + base)

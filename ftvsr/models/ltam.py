@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ftvsr.models.onednn import channels_last
 from ftvsr.models.spynet import flow_warp
 
 
@@ -137,4 +138,4 @@ class LTAM(nn.Module):
 
         weight = F.fold(best_similarity.unsqueeze(1).expand(-1, s * s, -1), output_size=(h, w),
                         kernel_size=s, stride=s)  # (n, 1, h, w)
-        return self.fusion(fetched) * weight + propagated
+        return self.fusion(channels_last(fetched)) * weight + propagated

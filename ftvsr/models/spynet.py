@@ -11,6 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ftvsr.models.blocks import conv2d
+from ftvsr.models.onednn import channels_last
+
 # ImageNet statistics that SPyNet's pretrained weights expect (mmedit's `mean` / `std` buffers).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -51,8 +54,7 @@ class ConvModule(nn.Module):
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
-        return F.relu(x) if self.relu else x
+        return conv2d(self.conv, x, "relu" if self.relu else None)
 
 
 class SPyNetBasicModule(nn.Module):
@@ -69,7 +71,7 @@ class SPyNetBasicModule(nn.Module):
         ])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.basic_module(x)
+        return self.basic_module(channels_last(x))
 
 
 class SPyNet(nn.Module):
