@@ -13,7 +13,8 @@ The settings chosen with it are profiles/sample.yaml's; their three-seed check:
 
 gave, Δ PSNR over bicubic at raw / 15 / 25 / 35 (mean of seeds 0, 1, 2): validation +0.90 /
 +0.81 / +0.56 / +0.17 dB; carphone +0.80 / +0.70 / +0.54 / +0.10 dB (seed 0: +0.83 / +0.74 /
-+0.58 / +0.12, as the pipeline's own run).
++0.58 / +0.12). That was before the network's CPU convolution changes (channels-last, Winograd);
+with them seed 0's pipeline run gives +0.81 / +0.72 / +0.57 / +0.13.
 
 Each run trains with the real trainer (`ftvsr.train.train`, what the DVC train stage runs) on
 the packed training LMDBs of a prepared sample profile (`dvc repro pack` makes
