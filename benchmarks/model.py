@@ -22,7 +22,8 @@ Measured on the 2-core AMD EPYC dev machine (shared with other work: timings mov
 reference 75.3 s and 7.4 GB (2.10x time, 4.35x peak memory, 5.4x the forward's own increase).
 Run right after on the same machine, the code from before the CPU inference kernels
 (`ftvsr.models.onednn`, `ftvsr.models.winograd`): ours 61.3 s / 2.0 GB, the reference
-98.6 s / 7.3 GB (1.61x).
+98.6 s / 7.3 GB (1.61x). Re-run on the idle machine with the final code: ours 35.0 s / 1.6 GB,
+the reference 80.0 s / 7.3 GB (2.29x time, 4.54x peak memory).
 
 The two paths differ only in the attention, so the kernels that speed up shared layers
 (channels-last convolutions, Winograd F(4x4, 3x3) for the frequency transformer's 512- and
