@@ -11,10 +11,9 @@ The settings chosen with it are profiles/sample.yaml's; their three-seed check:
 
     python benchmarks/sample_quality.py --data /tmp/tune/data/sample --val /tmp/tune/val --seeds 0 1 2 --test
 
-gave, Δ PSNR over bicubic at raw / 15 / 25 / 35 (mean of seeds 0, 1, 2): validation +0.90 /
-+0.81 / +0.56 / +0.17 dB; carphone +0.80 / +0.70 / +0.54 / +0.10 dB (seed 0: +0.83 / +0.74 /
-+0.58 / +0.12). That was before the network's CPU convolution changes (channels-last, Winograd);
-with them seed 0's pipeline run gives +0.81 / +0.72 / +0.57 / +0.13.
+gave, Δ PSNR over bicubic at raw / 15 / 25 / 35 (mean of seeds 0, 1, 2, final network code):
+validation +0.89 / +0.81 / +0.55 / +0.17 dB; carphone +0.78 / +0.70 / +0.53 / +0.09 dB (seed 0:
++0.81 / +0.72 / +0.57 / +0.13, as the pipeline's own run; lowest seed at CRF 35: +0.07).
 
 Each run trains with the real trainer (`ftvsr.train.train`, what the DVC train stage runs) on
 the packed training LMDBs of a prepared sample profile (`dvc repro pack` makes
