@@ -40,6 +40,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ from tqdm import tqdm
 from ftvsr import tracking
 from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import atomic_path, write_text_atomic
+from ftvsr.io.parallel import torch_threads
 from ftvsr.losses import charbonnier_loss
 from ftvsr.models import FTVSR, load_spynet_weights, save_model
 from ftvsr.params import DataSettings, MlflowSettings, ModelSettings, OptimizerSettings, SchedulerSettings, \
@@ -589,9 +591,8 @@ def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
     if (dataset is None) == (gt_lmdb is None or lq_lmdbs is None):
         raise FTVSRError("train: give either gt_lmdb and lq_lmdbs, or a dataset")
     place, owns_group = setup_distributed(device)
-    threads_before = torch.get_num_threads()
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    restore_threads = ExitStack()  # closed in `finally`
+    restore_threads.enter_context(torch_threads(settings.threads))
     mlflow = None
     try:
         # -------------------------------------------------- before anything runs: can it finish?
@@ -756,7 +757,7 @@ def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
     finally:
         if mlflow is not None:
             mlflow.end_run(status="FAILED")
-        torch.set_num_threads(threads_before)
+        restore_threads.close()
         if owns_group:
             dist.destroy_process_group()
 

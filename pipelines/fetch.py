@@ -18,7 +18,6 @@ import ftvsr.data.arrange
 import ftvsr.data.sample
 from ftvsr.data import layout
 from ftvsr.data.download import fetch_dataset
-from ftvsr.io.atomic import atomic_path
 from ftvsr.params import PARAMS_FILE, DataSettings, Params, SampleClip, load_params
 from pipelines._common import (
     TaskRunnerKind,
@@ -74,10 +73,7 @@ def fetch_pretrained_spynet(params: Params, downloads: Path) -> Path | None:
     if params.model.flow != "spynet" or target is None or Path(target).is_file():
         return None
     (fetched,) = download_dataset("spynet", downloads)
-    if Path(target).resolve() != fetched.resolve():
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(fetched.read_bytes())
-    return Path(target)
+    return ftvsr.data.arrange.place_file(fetched, target)
 
 
 @flow(name="fetch")

@@ -119,3 +119,12 @@ def link_clip(src_clip: str | os.PathLike, dst_clip: str | os.PathLike) -> int:
             except OSError:  # another file system, or links not supported there
                 shutil.copy2(frame, tmp / frame.name)
     return len(frames)
+
+
+def place_file(fetched: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Copy a downloaded file to where the params expect it (atomically); nothing if it is already there."""
+    fetched, target = Path(fetched), Path(target)
+    if target.resolve() != fetched.resolve():
+        with atomic_path(target) as tmp:
+            shutil.copyfile(fetched, tmp)
+    return target
