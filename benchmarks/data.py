@@ -21,6 +21,7 @@ what is missing from 2x is CPU per frame growing when two run side by side (35 -
 degrade, 9 -> 11 ms compress: shared cache and memory bandwidth) and, for compress, a single
 worker that already uses 1.08 cores (ffmpeg encodes while Python reads and decodes frames).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,8 +100,10 @@ def main() -> None:
         rows.append((f"compress crf {args.crf} (LR)", seconds))
 
     n = args.workers
-    print(f"{args.clips} clips x {args.frames} frames = {total} frames; {os.cpu_count()} CPUs visible, "
-          f"load average {os.getloadavg()[0]:.1f} at the end")
+    print(
+        f"{args.clips} clips x {args.frames} frames = {total} frames; {os.cpu_count()} CPUs visible, "
+        f"load average {os.getloadavg()[0]:.1f} at the end"
+    )
     print(f"{'stage':<30}{'fps, 1 worker':>14}{f'fps, {n} workers':>16}{'ratio':>7}{'CPU ms/frame 1 | ' + str(n):>22}")
     for name, runs in rows:
         (wall1, cpu1), (wall_n, cpu_n) = runs[1], runs[n]

@@ -16,6 +16,7 @@ PNG decoding dominates both; `--compress-level 0` stores frames uncompressed in 
     python benchmarks/lmdb_read.py                       # 640x360 GT, ~1 minute on 1 core
     python benchmarks/lmdb_read.py --gt-size 1280x720 --samples 20 --workers 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,11 +40,12 @@ LEVELS = ("raw", 15, 25, 35)
 
 def synth_clip(image: np.ndarray, n: int, width: int, height: int) -> np.ndarray:
     """`n` frames of a slow pan over `image` resized to 1.25x the frame: uint8 (n, h, w, 3)."""
-    big = np.asarray(Image.fromarray(image).convert("RGB").resize((int(width * 1.25), int(height * 1.25)),
-                                                                  Image.BICUBIC))
+    big = np.asarray(
+        Image.fromarray(image).convert("RGB").resize((int(width * 1.25), int(height * 1.25)), Image.BICUBIC)
+    )
     dx = np.linspace(0, big.shape[1] - width, n).astype(int)
     dy = np.linspace(0, big.shape[0] - height, n).astype(int)
-    return np.stack([big[y:y + height, x:x + width] for x, y in zip(dx, dy)])
+    return np.stack([big[y : y + height, x : x + width] for x, y in zip(dx, dy)])
 
 
 def build(root: Path, clips: int, frames: int, width: int, height: int, compress_level: int) -> dict:
@@ -51,14 +53,17 @@ def build(root: Path, clips: int, frames: int, width: int, height: int, compress
     for c in range(clips):
         gt = synth_clip(images[c % len(images)], frames, width, height)
         write_clip(root / "gt" / f"{c:03d}", gt)
-        lq = np.stack([np.asarray(Image.fromarray(f).resize((width // 4, height // 4), Image.BICUBIC))
-                       for f in gt])
+        lq = np.stack([np.asarray(Image.fromarray(f).resize((width // 4, height // 4), Image.BICUBIC)) for f in gt])
         for level in LEVELS:
             write_clip(root / f"lq_{level}" / f"{c:03d}", lq)
     folders = {"gt": root / "gt", "lq": {level: root / f"lq_{level}" for level in LEVELS}}
-    lmdbs = {"gt": pack_lmdb(root / "gt", root / "gt.lmdb", compress_level=compress_level, progress=False),
-             "lq": {crf: pack_lmdb(p, root / f"lq_{crf}.lmdb", compress_level=compress_level, progress=False)
-                    for crf, p in folders["lq"].items()}}
+    lmdbs = {
+        "gt": pack_lmdb(root / "gt", root / "gt.lmdb", compress_level=compress_level, progress=False),
+        "lq": {
+            crf: pack_lmdb(p, root / f"lq_{crf}.lmdb", compress_level=compress_level, progress=False)
+            for crf, p in folders["lq"].items()
+        },
+    }
     return {"folder": folders, "lmdb": lmdbs}
 
 
@@ -77,8 +82,7 @@ def time_raw_reads(source, repeats: int) -> float:
 
 
 def time_samples(dataset: VideoSRTrainDataset, workers: int) -> float:
-    loader = DataLoader(dataset, batch_size=1, num_workers=workers,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(dataset, batch_size=1, num_workers=workers, generator=torch.Generator().manual_seed(0))
     start = None
     count = 0
     for i, batch in enumerate(loader):
@@ -111,30 +115,43 @@ def main() -> None:
         root = args.workdir or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
         sets = build(root, args.clips, args.frames, width, height, args.compress_level)
-        results = {"gt_size": [width, height], "clips": args.clips, "frames": args.frames,
-                   "num_frames": args.num_frames, "patch": args.patch, "samples": args.samples,
-                   "workers": args.workers, "compress_level": args.compress_level, "backends": {}}
+        results = {
+            "gt_size": [width, height],
+            "clips": args.clips,
+            "frames": args.frames,
+            "num_frames": args.num_frames,
+            "patch": args.patch,
+            "samples": args.samples,
+            "workers": args.workers,
+            "compress_level": args.compress_level,
+            "backends": {},
+        }
         raw = {backend: 0.0 for backend in sets}
         samples = {backend: 0.0 for backend in sets}
         for _ in range(args.repeats):
             for backend, paths in sets.items():
                 gt = FolderFrames(paths["gt"]) if backend == "folder" else LmdbFrames(paths["gt"])
-                dataset = VideoSRTrainDataset(paths["gt"], paths["lq"], args.num_frames, args.patch,
-                                              samples_per_epoch=args.samples + 1, seed=0)
+                dataset = VideoSRTrainDataset(
+                    paths["gt"], paths["lq"], args.num_frames, args.patch, samples_per_epoch=args.samples + 1, seed=0
+                )
                 raw[backend] = max(raw[backend], time_raw_reads(gt, repeats=1))
                 samples[backend] = max(samples[backend], time_samples(dataset, args.workers))
         for backend, paths in sets.items():
-            results["backends"][backend] = {"disk_mb_gt": round(size_mb(paths["gt"]), 1),
-                                            "gt_frames_per_s_raw": round(raw[backend], 1),
-                                            "frames_per_s_dataset": round(samples[backend], 1)}
+            results["backends"][backend] = {
+                "disk_mb_gt": round(size_mb(paths["gt"]), 1),
+                "gt_frames_per_s_raw": round(raw[backend], 1),
+                "frames_per_s_dataset": round(samples[backend], 1),
+            }
         folder, lmdb = results["backends"]["folder"], results["backends"]["lmdb"]
         results["ratio_raw"] = round(lmdb["gt_frames_per_s_raw"] / folder["gt_frames_per_s_raw"], 2)
         results["ratio_dataset"] = round(lmdb["frames_per_s_dataset"] / folder["frames_per_s_dataset"], 2)
 
-    print(f"GT {width}x{height}, {args.clips} clips x {args.frames} frames; samples of "
-          f"{args.num_frames} frames, GT patch {args.patch}, {args.samples} samples, "
-          f"{args.workers} workers, {args.threads} torch thread(s), LMDB PNG level "
-          f"{args.compress_level}, best of {args.repeats}")
+    print(
+        f"GT {width}x{height}, {args.clips} clips x {args.frames} frames; samples of "
+        f"{args.num_frames} frames, GT patch {args.patch}, {args.samples} samples, "
+        f"{args.workers} workers, {args.threads} torch thread(s), LMDB PNG level "
+        f"{args.compress_level}, best of {args.repeats}"
+    )
     print(f"{'backend':<8} {'GT MB':>8} {'GT frames/s (raw read)':>24} {'frames/s (Dataset, LQ+GT)':>27}")
     for name, row in results["backends"].items():
         print(f"{name:<8} {row['disk_mb_gt']:>8} {row['gt_frames_per_s_raw']:>24} {row['frames_per_s_dataset']:>27}")

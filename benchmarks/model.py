@@ -39,6 +39,7 @@ near the core's float32 peak (~240 GFLOP/s).
     python benchmarks/model.py                    # 64x64 and 180x320 (minutes on a CPU)
     python benchmarks/model.py --device cuda --amp bf16 --compile
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,9 +96,13 @@ def worker(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         out = run()
         times.append(time.perf_counter() - start)
-    result = {"time_s": min(times), "times_s": times, "rss_before_mb": rss_before,
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "threads": torch.get_num_threads()}
+    result = {
+        "time_s": min(times),
+        "times_s": times,
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": torch.get_num_threads(),
+    }
     if device.type == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     if args.output:
@@ -108,10 +113,29 @@ def worker(args: argparse.Namespace) -> None:
 def run_case(args: argparse.Namespace, size: tuple[int, int], path: str, output: Path) -> dict:
     warmup = args.warmup if args.warmup is not None else (1 if size[0] * size[1] <= 96 * 96 else 0)
     repeat = args.repeat if args.repeat is not None else (3 if size[0] * size[1] <= 96 * 96 else 1)
-    command = [sys.executable, __file__, "--worker", "--path", path, "--sizes", f"{size[0]}x{size[1]}",
-               "--frames", str(args.frames), "--device", args.device, "--amp", args.amp,
-               "--warmup", str(warmup), "--repeat", str(repeat), "--threads", str(args.threads or 0),
-               "--output", str(output)] + (["--compile"] if args.compile else [])
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--path",
+        path,
+        "--sizes",
+        f"{size[0]}x{size[1]}",
+        "--frames",
+        str(args.frames),
+        "--device",
+        args.device,
+        "--amp",
+        args.amp,
+        "--warmup",
+        str(warmup),
+        "--repeat",
+        str(repeat),
+        "--threads",
+        str(args.threads or 0),
+        "--output",
+        str(output),
+    ] + (["--compile"] if args.compile else [])
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -128,8 +152,12 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed runs (default 1 at <= 96x96, else 0)")
     parser.add_argument("--repeat", type=int, default=None, help="timed runs (default 3 at <= 96x96, else 1)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: stable timings on a shared CPU; 0: torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: stable timings on a shared CPU; 0: torch's default)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--path", choices=list(PATHS), help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
@@ -141,9 +169,11 @@ def main() -> None:
 
     sizes = ["64x64"] if args.quick else args.sizes
     memory = "peak CUDA allocated" if args.device.startswith("cuda") else "peak RSS (ru_maxrss)"
-    print(f"FTVSR default config, {args.frames} frames, device={args.device}, amp={args.amp}, "
-          f"compile={args.compile}, threads={args.threads or 'default'}; memory = {memory}; "
-          f"each case in its own process")
+    print(
+        f"FTVSR default config, {args.frames} frames, device={args.device}, amp={args.amp}, "
+        f"compile={args.compile}, threads={args.threads or 'default'}; memory = {memory}; "
+        f"each case in its own process"
+    )
     header = f"{'LR size':>9} {'path':>10} {'time s':>8} {'peak MB':>9} {'fwd +MB':>9}"
     print(header)
     import torch
@@ -165,10 +195,13 @@ def main() -> None:
             if all("error" not in r for r in results.values()):
                 ours, ref = results["ours"], results["reference"]
                 difference = (torch.load(Path(tmp) / "ours.pt") - torch.load(Path(tmp) / "reference.pt")).abs()
-                print(f"{size_text:>9} {'ratio':>10} {ref['time_s'] / ours['time_s']:>7.2f}x "
-                      f"{ref['peak'] / ours['peak']:>8.2f}x {ref['increase'] / max(ours['increase'], 1):>8.2f}x"
-                      f"   (reference / ours; outputs differ by max {difference.max():.1e}, "
-                      f"mean {difference.mean():.1e})", flush=True)
+                print(
+                    f"{size_text:>9} {'ratio':>10} {ref['time_s'] / ours['time_s']:>7.2f}x "
+                    f"{ref['peak'] / ours['peak']:>8.2f}x {ref['increase'] / max(ours['increase'], 1):>8.2f}x"
+                    f"   (reference / ours; outputs differ by max {difference.max():.1e}, "
+                    f"mean {difference.mean():.1e})",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ centre crops of the embedded ``bigbuckbunny`` sample. The machine may be shared 
 the settings are interleaved and the best of `--repeats` is kept; the ratio is best(1) / best(2).
 Prefect runs on its ephemeral API with a throw-away home (no server needed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,8 +94,10 @@ def main() -> None:
         scratch = Path(scratch)
         total = make_hr_root(scratch / "hr", args.clips, args.frames, args.height, args.width)
         params = params_file(scratch, args.crf)
-        print(f"{args.clips} clips x {args.frames} frames of {args.width}x{args.height} ({total} frames), "
-              f"BD x4 then H.264 CRF {args.crf}; {os.cpu_count()} CPUs; best of {args.repeats}")
+        print(
+            f"{args.clips} clips x {args.frames} frames of {args.width}x{args.height} ({total} frames), "
+            f"BD x4 then H.264 CRF {args.crf}; {os.cpu_count()} CPUs; best of {args.repeats}"
+        )
         degrade_flow(scratch / "hr", scratch / "warm", params, workers=1)  # Prefect's API and imports, once
         best: dict[tuple[str, str, int], tuple[float, float]] = {}
         for repeat in range(args.repeats):
@@ -103,10 +106,14 @@ def main() -> None:
                     out = scratch / f"{runner}-{workers}-{repeat}"
                     lr = out / "raw"
                     times = {
-                        "degrade": timed(lambda: degrade_flow(scratch / "hr", lr, params, runner, workers,
-                                                              return_state=True)),
-                        "compress": timed(lambda: compress_flow(lr, out / str(args.crf), args.crf, params, runner,
-                                                                workers, return_state=True)),
+                        "degrade": timed(
+                            lambda: degrade_flow(scratch / "hr", lr, params, runner, workers, return_state=True)
+                        ),
+                        "compress": timed(
+                            lambda: compress_flow(
+                                lr, out / str(args.crf), args.crf, params, runner, workers, return_state=True
+                            )
+                        ),
                     }
                     times["degrade + compress"] = tuple(a + b for a, b in zip(times["degrade"], times["compress"]))
                     for stage, seconds in times.items():
@@ -118,8 +125,10 @@ def main() -> None:
         for runner in runners:
             for stage in ("degrade", "compress", "degrade + compress"):
                 (wall1, run1), (wall2, run2) = best[(runner, stage, 1)], best[(runner, stage, 2)]
-                print(f"{runner:<12} {stage:<20} {run1:>7.2f} ({wall1:>5.2f}) {run2:>7.2f} ({wall2:>5.2f}) "
-                      f"{run1 / run2:>8.2f}x")
+                print(
+                    f"{runner:<12} {stage:<20} {run1:>7.2f} ({wall1:>5.2f}) {run2:>7.2f} ({wall2:>5.2f}) "
+                    f"{run1 / run2:>8.2f}x"
+                )
 
 
 if __name__ == "__main__":

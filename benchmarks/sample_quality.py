@@ -36,6 +36,7 @@ Timings depend on how busy the machine's cores are: compare runs made under the 
 ran 6-20x slower here. The base settings are read from `--profile` when the run starts:
 pass every setting a comparison depends on as `--set`, in case the profile changes meanwhile.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -102,15 +103,20 @@ def score(model: torch.nn.Module, lq_root: Path, gt_dir: Path, dataset: str, lev
         lq_dir = Path(str(lq_root).replace("{level}", level_name(level)))
         frames = evaluate_set(lq_dir, gt_dir, model=model, dataset=dataset, crf=str(level), progress=False)
         means = overall_means(frames).set_index("method")["psnr"]
-        out[str(level)] = {"bicubic": float(means["bicubic"]), "ftvsr": float(means["ftvsr"]),
-                           "delta": float(means["ftvsr"] - means["bicubic"])}
+        out[str(level)] = {
+            "bicubic": float(means["bicubic"]),
+            "ftvsr": float(means["ftvsr"]),
+            "delta": float(means["ftvsr"] - means["bicubic"]),
+        }
     return out
 
 
-def run_one(params: Params, seed: int, data: Path, val: Path | None, test: bool, iters_only: int | None,
-            keep: Path | None) -> dict[str, Any]:
-    train_settings = params.train.model_copy(update={"seed": seed, "log_every": 10 ** 6, "eval_every": 10 ** 6,
-                                                     "checkpoint_every": 10 ** 6})
+def run_one(
+    params: Params, seed: int, data: Path, val: Path | None, test: bool, iters_only: int | None, keep: Path | None
+) -> dict[str, Any]:
+    train_settings = params.train.model_copy(
+        update={"seed": seed, "log_every": 10**6, "eval_every": 10**6, "checkpoint_every": 10**6}
+    )
     if iters_only:
         train_settings = train_settings.model_copy(update={"iterations": iters_only})
     levels = ["raw", *params.data.crfs]
@@ -120,27 +126,44 @@ def run_one(params: Params, seed: int, data: Path, val: Path | None, test: bool,
         out_model = (keep or tmp) / f"ftvsr_seed{seed}.pth"
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         wall0 = time.perf_counter()
-        result = train(params.model, train_settings, gt_lmdb=data / "lmdb" / "hr.lmdb", lq_lmdbs=lq_lmdbs,
-                       out_model=out_model, work_dir=tmp / "work", data_settings=params.data,
-                       mlflow_settings=None, progress=False)
+        result = train(
+            params.model,
+            train_settings,
+            gt_lmdb=data / "lmdb" / "hr.lmdb",
+            lq_lmdbs=lq_lmdbs,
+            out_model=out_model,
+            work_dir=tmp / "work",
+            data_settings=params.data,
+            mlflow_settings=None,
+            progress=False,
+        )
         wall = time.perf_counter() - wall0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         row: dict[str, Any] = {
-            "seed": seed, "iterations": train_settings.iterations, "train_wall_s": round(wall, 1),
+            "seed": seed,
+            "iterations": train_settings.iterations,
+            "train_wall_s": round(wall, 1),
             "s_per_iter": round(result.seconds_per_iteration, 3),
-            "cpu_s_per_iter": round((cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime)
-                                    / train_settings.iterations, 3),
+            "cpu_s_per_iter": round(
+                (cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime) / train_settings.iterations, 3
+            ),
             "final_loss": result.final_loss,
         }
         if iters_only:
             return row
         from ftvsr.models import load_model
+
         model = load_model(out_model)
         if val is not None:
             row["val"] = score(model, val / "lr" / "{level}", val / "hr", "bbb_val", levels)
         if test:
-            row["test"] = score(model, data / "lr" / "{level}" / "test" / "carphone", data / "hr" / "test" / "carphone",
-                                "carphone", levels)
+            row["test"] = score(
+                model,
+                data / "lr" / "{level}" / "test" / "carphone",
+                data / "hr" / "test" / "carphone",
+                "carphone",
+                levels,
+            )
     return row
 
 
@@ -155,8 +178,9 @@ def score_untrained(params: Params, seed: int, data: Path, val: Path | None, tes
         block = score(model, val / "lr" / "{level}", val / "hr", "bbb_val", levels)
         print(f"[{label}] untrained val  {_fmt_deltas(block)}")
     if test:
-        block = score(model, data / "lr" / "{level}" / "test" / "carphone", data / "hr" / "test" / "carphone",
-                      "carphone", levels)
+        block = score(
+            model, data / "lr" / "{level}" / "test" / "carphone", data / "hr" / "test" / "carphone", "carphone", levels
+        )
         print(f"[{label}] untrained test {_fmt_deltas(block)}")
 
 
@@ -202,8 +226,10 @@ def main() -> None:
         rows.append(row)
         with args.log.open("a") as log:
             log.write(json.dumps(row) + "\n")
-        line = (f"[{args.label}] seed {seed}: {row['iterations']} it, {row['s_per_iter']} s/it "
-                f"(cpu {row['cpu_s_per_iter']}), train {row['train_wall_s']} s, loss {row['final_loss']:.4g}")
+        line = (
+            f"[{args.label}] seed {seed}: {row['iterations']} it, {row['s_per_iter']} s/it "
+            f"(cpu {row['cpu_s_per_iter']}), train {row['train_wall_s']} s, loss {row['final_loss']:.4g}"
+        )
         if "val" in row:
             line += f"\n  val  {_fmt_deltas(row['val'])}"
         if "test" in row:
@@ -211,8 +237,9 @@ def main() -> None:
         print(line, flush=True)
     for block in ("val", "test"):
         if len(rows) > 1 and block in rows[0]:
-            mean = {level: {"delta": statistics.mean(r[block][level]["delta"] for r in rows)}
-                    for level in rows[0][block]}
+            mean = {
+                level: {"delta": statistics.mean(r[block][level]["delta"] for r in rows)} for level in rows[0][block]
+            }
             print(f"[{args.label}] mean {block} over seeds {args.seeds}: {_fmt_deltas(mean)}")
 
 

@@ -19,6 +19,7 @@ of the paper profile (profiles/paper.yaml if present, else the published default
 ModelSettings / TrainSettings) to estimate its time per 1k iterations; peak memory is
 torch.cuda.max_memory_allocated.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,14 @@ sys.path.insert(0, str(ROOT))
 from ftvsr.losses import charbonnier_loss  # noqa: E402
 from ftvsr.models import FTVSR  # noqa: E402
 from ftvsr.params import ModelSettings, TrainSettings, load_params  # noqa: E402
-from ftvsr.train import (apply_phase, build_optimizer, set_learning_rate, setup_distributed,  # noqa: E402
-                         trainable_parts, wrap_model)
+from ftvsr.train import (
+    apply_phase,
+    build_optimizer,
+    set_learning_rate,
+    setup_distributed,
+    trainable_parts,
+    wrap_model,
+)
 
 
 def _free_port() -> int:
@@ -51,8 +58,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def measure(model_settings: ModelSettings, train_settings: TrainSettings, iterations: int, warmup: int,
-            device: str = "cpu", precision: str = "fp32") -> dict:
+def measure(
+    model_settings: ModelSettings,
+    train_settings: TrainSettings,
+    iterations: int,
+    warmup: int,
+    device: str = "cpu",
+    precision: str = "fp32",
+) -> dict:
     """Time `iterations` training steps after `warmup` ones in this process (DDP if the environment
     says so); return seconds per iteration and peak memory in MiB."""
     place, created = setup_distributed(device)
@@ -96,12 +109,12 @@ def measure(model_settings: ModelSettings, train_settings: TrainSettings, iterat
 
 
 def _worker(rank: int, world_size: int, port: int, threads: int, config: str, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(threads)
     cfg = json.loads(config)
-    result = measure(ModelSettings(**cfg["model"]), TrainSettings(**cfg["train"]), cfg["iterations"],
-                     cfg["warmup"])
+    result = measure(ModelSettings(**cfg["model"]), TrainSettings(**cfg["train"]), cfg["iterations"], cfg["warmup"])
     Path(f"{out}.{rank}").write_text(json.dumps(result))
 
 
@@ -109,20 +122,35 @@ def cpu_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def cpu_processes(model_settings: ModelSettings, train_settings: TrainSettings, world_size: int,
-                  iterations: int, warmup: int, threads: int | None = None) -> dict:
+def cpu_processes(
+    model_settings: ModelSettings,
+    train_settings: TrainSettings,
+    world_size: int,
+    iterations: int,
+    warmup: int,
+    threads: int | None = None,
+) -> dict:
     """Run `measure` in `world_size` fresh processes (sharing the cores unless `threads` is given);
     the slowest rank's time."""
     threads = threads or max(1, cpu_cores() // world_size)
-    config = json.dumps({"model": model_settings.model_dump(mode="json"),
-                         "train": train_settings.model_dump(mode="json"), "iterations": iterations, "warmup": warmup})
+    config = json.dumps(
+        {
+            "model": model_settings.model_dump(mode="json"),
+            "train": train_settings.model_dump(mode="json"),
+            "iterations": iterations,
+            "warmup": warmup,
+        }
+    )
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "result")
         mp.spawn(_worker, args=(world_size, _free_port(), threads, config, out), nprocs=world_size, join=True)
         results = [json.loads(Path(f"{out}.{rank}").read_text()) for rank in range(world_size)]
-    return {"processes": world_size, "threads": threads,
-            "seconds_per_iteration": max(r["seconds_per_iteration"] for r in results),
-            "peak_mib": max(r["peak_mib"] for r in results)}
+    return {
+        "processes": world_size,
+        "threads": threads,
+        "seconds_per_iteration": max(r["seconds_per_iteration"] for r in results),
+        "peak_mib": max(r["peak_mib"] for r in results),
+    }
 
 
 def _settings(path: Path | None) -> tuple[ModelSettings, TrainSettings, str]:
@@ -148,8 +176,10 @@ def main() -> None:
     p = train_settings.gt_patch_size // 4
     print(f"sample configuration: {source}")
     print(f"  model {model_settings.model_dump()}")
-    print(f"  per process: {train_settings.batch_size} clips x {train_settings.num_frames} frames of {p}x{p} LR "
-          f"-> {4 * p}x{4 * p}; {args.iterations} timed iterations after {args.warmup} warm-up\n")
+    print(
+        f"  per process: {train_settings.batch_size} clips x {train_settings.num_frames} frames of {p}x{p} LR "
+        f"-> {4 * p}x{4 * p}; {args.iterations} timed iterations after {args.warmup} warm-up\n"
+    )
 
     header = ["device", "processes", "threads/proc", "precision", "clips/iter", "s/iter", "clips/s", "peak MiB/proc"]
     rows = []
@@ -158,18 +188,36 @@ def main() -> None:
         cpu.append(cpu_processes(model_settings, train_settings, 1, args.iterations, args.warmup, threads=1))
     for r in cpu:
         clips = train_settings.batch_size * r["processes"]
-        rows.append(["cpu", str(r["processes"]), str(r["threads"]), "fp32", str(clips),
-                     f"{r['seconds_per_iteration']:.3f}", f"{clips / r['seconds_per_iteration']:.2f}",
-                     f"{r['peak_mib']:.0f}"])
+        rows.append(
+            [
+                "cpu",
+                str(r["processes"]),
+                str(r["threads"]),
+                "fp32",
+                str(clips),
+                f"{r['seconds_per_iteration']:.3f}",
+                f"{clips / r['seconds_per_iteration']:.2f}",
+                f"{r['peak_mib']:.0f}",
+            ]
+        )
 
     paper_estimate = None
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
         for precision in ("fp32", "bf16"):
             r = measure(model_settings, train_settings, args.iterations, args.warmup, "cuda", precision)
-            rows.append([name, "1", "-", precision, str(train_settings.batch_size),
-                         f"{r['seconds_per_iteration']:.3f}",
-                         f"{train_settings.batch_size / r['seconds_per_iteration']:.2f}", f"{r['peak_mib']:.0f}"])
+            rows.append(
+                [
+                    name,
+                    "1",
+                    "-",
+                    precision,
+                    str(train_settings.batch_size),
+                    f"{r['seconds_per_iteration']:.3f}",
+                    f"{train_settings.batch_size / r['seconds_per_iteration']:.2f}",
+                    f"{r['peak_mib']:.0f}",
+                ]
+            )
         paper_model, paper_train, paper_source = _settings(args.paper_profile)
         paper_estimate = [f"paper configuration: {paper_source}"]
         for precision in ("fp32", "bf16"):
@@ -183,7 +231,8 @@ def main() -> None:
             paper_estimate.append(
                 f"  {precision}: {r['seconds_per_iteration']:.2f} s/iter -> {per_1k / 60:.1f} min per 1k iterations, "
                 f"{per_1k * paper_train.iterations / 1000 / 3600:.1f} h for {paper_train.iterations} iterations "
-                f"on one {name} (batch {paper_train.batch_size}); peak {r['peak_mib']:.0f} MiB")
+                f"on one {name} (batch {paper_train.batch_size}); peak {r['peak_mib']:.0f} MiB"
+            )
 
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     print(_row(header, widths))
@@ -191,9 +240,11 @@ def main() -> None:
     for row in rows:
         print(_row(row, widths))
     one, two = cpu[:2]
-    print(f"\n2 processes vs 1 (same cores): {two['seconds_per_iteration'] / one['seconds_per_iteration']:.2f}x "
-          f"the time per iteration for 2x the clips -> throughput x"
-          f"{2 * one['seconds_per_iteration'] / two['seconds_per_iteration']:.2f}")
+    print(
+        f"\n2 processes vs 1 (same cores): {two['seconds_per_iteration'] / one['seconds_per_iteration']:.2f}x "
+        f"the time per iteration for 2x the clips -> throughput x"
+        f"{2 * one['seconds_per_iteration'] / two['seconds_per_iteration']:.2f}"
+    )
     if paper_estimate:
         print("\n" + "\n".join(paper_estimate))
     else:

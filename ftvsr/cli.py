@@ -1,10 +1,11 @@
 """The `ftvsr` command: parse, call the library, report. No logic lives here."""
+
 from __future__ import annotations
 
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -38,7 +39,9 @@ def profile(name: Annotated[str, typer.Argument(help="sample or paper")]) -> Non
 def fetch(
     dataset: Annotated[str, typer.Argument(help="sample, reds, vid4, vimeo90k or spynet")],
     root: Annotated[Path, typer.Option(help="where to put it (sample: the HR root)")] = Path("data"),
-    mirror: Annotated[Optional[str], typer.Option(help="base URL serving <dataset>/<file> instead of the publisher")] = None,
+    mirror: Annotated[
+        str | None, typer.Option(help="base URL serving <dataset>/<file> instead of the publisher")
+    ] = None,
     params: ParamsOption = PARAMS_FILE,
 ) -> None:
     """Fetch a dataset: the embedded sample (clips from params.yaml) or a download."""
@@ -119,27 +122,31 @@ def train_command(
     typer.echo(f"model: {out}" + (f"  (MLflow run {run_id})" if run_id else ""))
 
 
-def _model(weights: Path, released: Optional[str]):
+def _model(weights: Path, released: str | None):
     from ftvsr.models import load_model, load_released
 
     return load_released(weights, released) if released else load_model(weights)
 
 
-Released = Annotated[Optional[str], typer.Option(help="the weights are a released checkpoint: reds or vimeo90k")]
+Released = Annotated[str | None, typer.Option(help="the weights are a released checkpoint: reds or vimeo90k")]
 
 
 @app.command()
 def evaluate(
     weights: Annotated[Path, typer.Option(help="our checkpoint, or a released one with --released")],
-    dataset: Annotated[str, typer.Option(help="a prepared test set (carphone, reds4, vid4) or a FOLDER with hr/ and lr/<level>/")],
+    dataset: Annotated[
+        str, typer.Option(help="a prepared test set (carphone, reds4, vid4) or a FOLDER with hr/ and lr/<level>/")
+    ],
     crf: Annotated[list[str], typer.Option(help="raw or a CRF; repeat for several")] = ["raw"],
     released: Released = None,
-    data_root: Annotated[Optional[Path], typer.Option(help="prepared data (default: data/<profile>)")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="prepared data (default: data/<profile>)")] = None,
     out: Annotated[Path, typer.Option(help="results folder: <out>/<dataset>/<crf>/")] = Path("results/manual"),
-    protocol: Annotated[Optional[str], typer.Option(help="full or published (default: params)")] = None,
+    protocol: Annotated[str | None, typer.Option(help="full or published (default: params)")] = None,
     device: str = "cpu",
-    report_dir: Annotated[Optional[Path], typer.Option(
-        "--report", help="then rebuild the tables and figures from every result under --out here")] = None,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option("--report", help="then rebuild the tables and figures from every result under --out here"),
+    ] = None,
     params: ParamsOption = PARAMS_FILE,
 ) -> None:
     """Evaluate a model and bicubic on a test set at one or more compression levels."""
@@ -155,8 +162,17 @@ def evaluate(
     model = _model(weights, released)
     for level in crf:
         lr = lr_root / level if folder.is_dir() else lr_root / level / "test" / dataset
-        frames = evaluate_level(lr, hr, out / name / level, model=model, dataset=name, crf=level,
-                                settings=settings.evaluate, protocol=protocol, device=device)
+        frames = evaluate_level(
+            lr,
+            hr,
+            out / name / level,
+            model=model,
+            dataset=name,
+            crf=level,
+            settings=settings.evaluate,
+            protocol=protocol,
+            device=device,
+        )
         typer.echo(f"{name} {level}: {metrics_dict(frames)}")
     if report_dir is not None:
         _report(out, report_dir, None, params)
@@ -166,7 +182,7 @@ def evaluate(
 def report(
     results: Annotated[Path, typer.Option(help="folder of <dataset>/<crf>/ evaluation results")],
     out: Annotated[Path, typer.Option(help="where the tables and figures go")],
-    bitrates: Annotated[Optional[Path], typer.Option(help="LR root with each level's bitrate.csv")] = None,
+    bitrates: Annotated[Path | None, typer.Option(help="LR root with each level's bitrate.csv")] = None,
     params: ParamsOption = PARAMS_FILE,
 ) -> None:
     """Paper-layout tables (markdown, LaTeX), plots and visual strips from evaluation results."""
@@ -191,7 +207,7 @@ def compare(
     entries: Annotated[list[str], typer.Argument(help="checkpoints (.pth) or MLflow run ids")],
     dataset: Annotated[str, typer.Option(help="a prepared test set")] = "carphone",
     crf: Annotated[list[str], typer.Option(help="raw or a CRF; repeat for several")] = ["raw"],
-    data_root: Annotated[Optional[Path], typer.Option(help="prepared data (default: data/<profile>)")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="prepared data (default: data/<profile>)")] = None,
     params: ParamsOption = PARAMS_FILE,
 ) -> None:
     """Compare trained models or MLflow runs on the same evaluation (ablations)."""
@@ -199,8 +215,9 @@ def compare(
 
     settings = load_params(params)
     root = data_root or Path("data") / settings.profile
-    sets = [EvalSet(dataset, level, root / "lr" / level / "test" / dataset, root / "hr" / "test" / dataset)
-            for level in crf]
+    sets = [
+        EvalSet(dataset, level, root / "lr" / level / "test" / dataset, root / "hr" / "test" / dataset) for level in crf
+    ]
     table = compare_models(entries, sets, tracking_uri=settings.mlflow.tracking_uri)
     typer.echo(format_comparison(table))
 
@@ -211,8 +228,8 @@ def upscale(
     output: Annotated[Path, typer.Argument(help="a folder for PNG frames, or a video file (.mp4)")],
     weights: Annotated[Path, typer.Option(help="our checkpoint, or a released one with --released")],
     released: Released = None,
-    chunk: Annotated[Optional[int], typer.Option(help="frames per temporal chunk (overlapping)")] = None,
-    tile: Annotated[Optional[int], typer.Option(help="LR tile size for large frames (overlapping)")] = None,
+    chunk: Annotated[int | None, typer.Option(help="frames per temporal chunk (overlapping)")] = None,
+    tile: Annotated[int | None, typer.Option(help="LR tile size for large frames (overlapping)")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
     fp16: Annotated[bool, typer.Option("--fp16", help="float16 autocast (GPU)")] = False,
     bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (GPU)")] = False,
@@ -229,8 +246,9 @@ def upscale(
         raise FTVSRError("choose one of --fp16 and --bf16")
     amp = torch.float16 if fp16 else torch.bfloat16 if bf16 else None
     frames = read_clip(input) if input.is_dir() else read_video(input)
-    sr = super_resolve(_model(weights, released), frames, chunk=chunk, tile=tile, device=device, amp_dtype=amp,
-                       progress=True)
+    sr = super_resolve(
+        _model(weights, released), frames, chunk=chunk, tile=tile, device=device, amp_dtype=amp, progress=True
+    )
     if output.suffix.lower() in {".mp4", ".mkv", ".mov", ".avi"}:
         write_video(output, sr, crf)
     else:
@@ -240,8 +258,10 @@ def upscale(
 
 @app.command("serve")
 def serve_command(
-    api: Annotated[Optional[str], typer.Option(help="Prefect API URL (default: PREFECT_API_URL, else http://127.0.0.1:4200/api)")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="flow runs at a time (default: no limit)")] = None,
+    api: Annotated[
+        str | None, typer.Option(help="Prefect API URL (default: PREFECT_API_URL, else http://127.0.0.1:4200/api)")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="flow runs at a time (default: no limit)")] = None,
     params: ParamsOption = PARAMS_FILE,
 ) -> None:
     """Serve the pipeline and every stage as Prefect deployments: start runs from the UI (Ctrl-C stops)."""

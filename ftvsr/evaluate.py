@@ -33,6 +33,7 @@ length). PSNR is averaged in dB (not computed from a pooled MSE).
 Colour space: `convert_to_y=None` means "the dataset's published choice": Y for Vid4 (any
 dataset name starting with "vid4"), RGB otherwise, under both protocols.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,9 @@ from ftvsr.metrics import psnr, ssim
 from ftvsr.tracking import PARENT_RUN_TAG, STAGE_TAG, eval_run_name, flatten, resolve_tracking_uri
 
 if TYPE_CHECKING:
-    from ftvsr.params import EvaluateSettings
     import torch
+
+    from ftvsr.params import EvaluateSettings
 
 SCALE = 4
 METHODS = ("bicubic", "ftvsr")
@@ -159,8 +161,9 @@ def _select(n_frames: int, protocol: Protocol, clip_dir: Path) -> range:
     return range(protocol.start_frame, stop)
 
 
-def _load_pair(lq_dir: Path, gt_dir: Path, clip: str,
-               protocol: Protocol) -> tuple[range, list[str], np.ndarray, np.ndarray]:
+def _load_pair(
+    lq_dir: Path, gt_dir: Path, clip: str, protocol: Protocol
+) -> tuple[range, list[str], np.ndarray, np.ndarray]:
     """The protocol's frames of one clip: (frame positions, their names, LR (t, h, w, 3), GT (t, 4h, 4w, 3))."""
     lq_paths, gt_paths = _paired_frames(lq_dir / clip, gt_dir / clip)
     selected = _select(len(lq_paths), protocol, lq_dir / clip)
@@ -259,7 +262,11 @@ def evaluate_set(
     if "ftvsr" in methods and model is None:
         raise FTVSRError("method 'ftvsr' needs a model (pass model=FTVSR.from_checkpoint(path))")
     proto = resolve_protocol(
-        protocol, dataset, convert_to_y=convert_to_y, crop_border=crop_border, start_frame=start_frame,
+        protocol,
+        dataset,
+        convert_to_y=convert_to_y,
+        crop_border=crop_border,
+        start_frame=start_frame,
         test_frames=test_frames,
     )
     lq_dir, gt_dir = Path(lq_dir), Path(gt_dir)
@@ -286,8 +293,10 @@ def evaluate_set(
                         f"has {gt_piece.shape}"
                     )
                 for t, k in enumerate(selected):
-                    score = (psnr(gt_piece[t], pred[t], proto.crop_border, proto.convert_to_y),
-                             ssim(gt_piece[t], pred[t], proto.crop_border, proto.convert_to_y))
+                    score = (
+                        psnr(gt_piece[t], pred[t], proto.crop_border, proto.convert_to_y),
+                        ssim(gt_piece[t], pred[t], proto.crop_border, proto.convert_to_y),
+                    )
                     rows.append((dataset, crf, proto.name, method, piece, clip, k, *score))
                 if keep is not None:
                     kept[method][where] = pred[keep]
@@ -297,8 +306,14 @@ def evaluate_set(
                 lq=lq[keep],
                 gt=gt[keep],
                 preds={m: (parts[None] if None in parts else _stitch(parts)) for m, parts in kept.items()},
-                info={"dataset": dataset, "crf": crf, "protocol": proto.name, "clip": clip,
-                      "frame": int(selected[keep]), "frame_name": names[keep]},
+                info={
+                    "dataset": dataset,
+                    "crf": crf,
+                    "protocol": proto.name,
+                    "clip": clip,
+                    "frame": int(selected[keep]),
+                    "frame_name": names[keep],
+                },
             )
     return pd.DataFrame(rows, columns=FRAME_COLUMNS)
 
@@ -311,8 +326,9 @@ def _predict(method: str, lq: np.ndarray, model, **inference) -> np.ndarray:
     return super_resolve(model, lq, progress=False, **inference)
 
 
-def _save_strip_frames(folder: Path, *, lq: np.ndarray, gt: np.ndarray, preds: Mapping[str, np.ndarray],
-                       info: dict) -> None:
+def _save_strip_frames(
+    folder: Path, *, lq: np.ndarray, gt: np.ndarray, preds: Mapping[str, np.ndarray], info: dict
+) -> None:
     write_frame(folder / "lr.png", lq)
     write_frame(folder / "gt.png", gt)
     for method, img in preds.items():
@@ -416,17 +432,37 @@ def write_results(frames_df: pd.DataFrame, out_dir: str | os.PathLike) -> dict[s
     return paths
 
 
-def evaluate_level(lq_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                   model: torch.nn.Module, dataset: str, crf: str, settings: EvaluateSettings,
-                   protocol: str | None = None, device: str = "cpu", progress: bool = True) -> pd.DataFrame:
+def evaluate_level(
+    lq_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    model: torch.nn.Module,
+    dataset: str,
+    crf: str,
+    settings: EvaluateSettings,
+    protocol: str | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> pd.DataFrame:
     """`evaluate_set` with a profile's evaluation settings, results and strip frames written to `out_dir`."""
     out_dir = Path(out_dir)
     with torch_threads(settings.threads):
         frames = evaluate_set(
-            lq_dir, gt_dir, model=model, dataset=dataset, crf=crf, protocol=protocol or settings.protocol,
-            convert_to_y=dataset in settings.y_channel_datasets, crop_border=settings.crop_border,
-            chunk=settings.chunk, tile=settings.tile, device=device, save_frames_dir=out_dir / "strips",
-            save_frame_index=settings.strip_frame, progress=progress,
+            lq_dir,
+            gt_dir,
+            model=model,
+            dataset=dataset,
+            crf=crf,
+            protocol=protocol or settings.protocol,
+            convert_to_y=dataset in settings.y_channel_datasets,
+            crop_border=settings.crop_border,
+            chunk=settings.chunk,
+            tile=settings.tile,
+            device=device,
+            save_frames_dir=out_dir / "strips",
+            save_frame_index=settings.strip_frame,
+            progress=progress,
         )
     write_results(frames, out_dir)
     return frames
@@ -507,14 +543,19 @@ def log_evaluation_mlflow(
     for (dataset, crf), df in results_by_key.items():  # validate everything before creating runs
         overall = overall_means(df)
         if overall[["dataset", "crf", "protocol"]].drop_duplicates().shape[0] != 1:
-            raise FTVSRError(f"results for ({dataset}, {crf}) mix several datasets, CRFs or protocols: "
-                             "log one evaluation per key")
+            raise FTVSRError(
+                f"results for ({dataset}, {crf}) mix several datasets, CRFs or protocols: log one evaluation per key"
+            )
         blocks[(dataset, crf)] = (str(overall["protocol"].iloc[0]), _eval_metrics(_metrics_block(overall)))
 
     client = _client(tracking_uri)
     experiment_id = _experiment_id(client, experiment, artifact_location)
-    base_tags = {**{k: str(v) for k, v in (tags or {}).items()}, STAGE_TAG: "evaluate", "sweep": sweep_name,
-                 **({"model_run_id": model_run_id} if model_run_id else {})}
+    base_tags = {
+        **{k: str(v) for k, v in (tags or {}).items()},
+        STAGE_TAG: "evaluate",
+        "sweep": sweep_name,
+        **({"model_run_id": model_run_id} if model_run_id else {}),
+    }
     parent = client.create_run(experiment_id, run_name=sweep_name, tags={**base_tags, "kind": "evaluation-sweep"})
     parent_id = parent.info.run_id
     status = "FAILED"
@@ -523,8 +564,14 @@ def log_evaluation_mlflow(
             client.log_batch(parent_id, params=[Param(k, v) for k, v in flatten(params).items()])
         parent_metrics: list[Metric] = []
         for (dataset, crf), (protocol, metrics) in blocks.items():
-            tags = {**base_tags, "dataset": dataset, "crf": crf, "protocol": protocol,
-                    "kind": "evaluation", PARENT_RUN_TAG: parent_id}
+            tags = {
+                **base_tags,
+                "dataset": dataset,
+                "crf": crf,
+                "protocol": protocol,
+                "kind": "evaluation",
+                PARENT_RUN_TAG: parent_id,
+            }
             child = client.create_run(experiment_id, run_name=eval_run_name(dataset, crf), tags=tags)
             stamp = child.info.start_time
             client.log_batch(
@@ -570,7 +617,8 @@ def _runs_of(client, run_id: str) -> list:
     if "dataset" in run.data.tags and "crf" in run.data.tags:
         return [run]
     tagged = client.search_runs(
-        experiments, filter_string=f"tags.model_run_id = '{run_id}' and tags.kind = 'evaluation'",
+        experiments,
+        filter_string=f"tags.model_run_id = '{run_id}' and tags.kind = 'evaluation'",
         order_by=["attributes.start_time DESC"],
     )
     latest: dict[tuple[str, str], Any] = {}
@@ -585,12 +633,19 @@ def _rows_from_mlflow(client, run_id: str, label: str) -> list[dict]:
     rows = []
     for run in _runs_of(client, run_id):
         m, tags = run.data.metrics, run.data.tags
-        rows.append({
-            "model": label, "source": f"mlflow:{run_id}", "dataset": tags.get("dataset", ""),
-            "crf": tags.get("crf", ""), "protocol": tags.get("protocol", ""),
-            "psnr": m.get("ftvsr_psnr", math.nan), "ssim": m.get("ftvsr_ssim", math.nan),
-            "delta_psnr": m.get("delta_psnr", math.nan), "delta_ssim": m.get("delta_ssim", math.nan),
-        })
+        rows.append(
+            {
+                "model": label,
+                "source": f"mlflow:{run_id}",
+                "dataset": tags.get("dataset", ""),
+                "crf": tags.get("crf", ""),
+                "protocol": tags.get("protocol", ""),
+                "psnr": m.get("ftvsr_psnr", math.nan),
+                "ssim": m.get("ftvsr_ssim", math.nan),
+                "delta_psnr": m.get("delta_psnr", math.nan),
+                "delta_ssim": m.get("delta_ssim", math.nan),
+            }
+        )
     return rows
 
 
@@ -639,25 +694,46 @@ def compare_models(
             for s in sets:
                 key = (s.dataset, s.crf)
                 if key not in bicubic_cache:
-                    base = evaluate_set(s.lq_dir, s.gt_dir, methods=("bicubic",), dataset=s.dataset, crf=s.crf,
-                                        **settings)
+                    base = evaluate_set(
+                        s.lq_dir, s.gt_dir, methods=("bicubic",), dataset=s.dataset, crf=s.crf, **settings
+                    )
                     bicubic_cache[key] = overall_means(base).iloc[0]
                 ours = overall_means(
-                    evaluate_set(s.lq_dir, s.gt_dir, model=model, methods=("ftvsr",), dataset=s.dataset, crf=s.crf,
-                                 chunk=chunk, tile=tile, device=device, **settings)
+                    evaluate_set(
+                        s.lq_dir,
+                        s.gt_dir,
+                        model=model,
+                        methods=("ftvsr",),
+                        dataset=s.dataset,
+                        crf=s.crf,
+                        chunk=chunk,
+                        tile=tile,
+                        device=device,
+                        **settings,
+                    )
                 ).iloc[0]
                 base = bicubic_cache[key]
-                rows.append({
-                    "model": label, "source": entry, "dataset": s.dataset, "crf": s.crf, "protocol": ours["protocol"],
-                    "psnr": ours["psnr"], "ssim": ours["ssim"],
-                    "delta_psnr": ours["psnr"] - base["psnr"], "delta_ssim": ours["ssim"] - base["ssim"],
-                })
+                rows.append(
+                    {
+                        "model": label,
+                        "source": entry,
+                        "dataset": s.dataset,
+                        "crf": s.crf,
+                        "protocol": ours["protocol"],
+                        "psnr": ours["psnr"],
+                        "ssim": ours["ssim"],
+                        "delta_psnr": ours["psnr"] - base["psnr"],
+                        "delta_ssim": ours["ssim"] - base["ssim"],
+                    }
+                )
         elif tracking_uri is not None:
             client = client or _client(tracking_uri)
             rows += _rows_from_mlflow(client, entry, label)
         else:
-            raise FTVSRError(f"compare: {entry} is not a checkpoint file (and no MLflow tracking URI was given "
-                             "to look it up as a run id)")
+            raise FTVSRError(
+                f"compare: {entry} is not a checkpoint file (and no MLflow tracking URI was given "
+                "to look it up as a run id)"
+            )
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 

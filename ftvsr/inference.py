@@ -7,6 +7,7 @@ tiles (outputs blended with linear ramps across the overlaps). Both trade some f
 the one-pass result for bounded memory: FTVSR's propagation and its frame-wide
 normalisation of DCT coefficients see the whole clip and frame.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -67,29 +68,48 @@ def _ramp(start: int, end: int, length: int, ramp: int) -> torch.Tensor:
     return weight
 
 
-def _check(model: torch.nn.Module, frames: np.ndarray, chunk: int | None, chunk_overlap: int,
-           tile: int | None, tile_overlap: int) -> None:
+def _check(
+    model: torch.nn.Module,
+    frames: np.ndarray,
+    chunk: int | None,
+    chunk_overlap: int,
+    tile: int | None,
+    tile_overlap: int,
+) -> None:
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
-        described = (f"{frames.dtype} array of shape {frames.shape}" if isinstance(frames, np.ndarray)
-                     else type(frames).__name__)
+        described = (
+            f"{frames.dtype} array of shape {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
+        )
         raise FTVSRError(f"super_resolve expects uint8 RGB frames of shape (t, h, w, 3), got {described}")
     if frames.shape[0] < 1:
         raise FTVSRError("super_resolve got an empty clip (t = 0)")
     if chunk is not None and (chunk < 1 or not 0 <= chunk_overlap < chunk):
-        raise FTVSRError(f"super_resolve: need chunk >= 1 and 0 <= chunk_overlap < chunk, "
-                         f"got chunk={chunk}, chunk_overlap={chunk_overlap}")
+        raise FTVSRError(
+            f"super_resolve: need chunk >= 1 and 0 <= chunk_overlap < chunk, "
+            f"got chunk={chunk}, chunk_overlap={chunk_overlap}"
+        )
     if tile is not None:
         min_size = getattr(model, "min_size", 1)
         if tile < min_size:
             raise FTVSRError(f"super_resolve: tile={tile} is smaller than the model's minimum frame size {min_size}")
         if not 0 <= tile_overlap < tile:
-            raise FTVSRError(f"super_resolve: need 0 <= tile_overlap < tile, got tile={tile}, "
-                             f"tile_overlap={tile_overlap}")
+            raise FTVSRError(
+                f"super_resolve: need 0 <= tile_overlap < tile, got tile={tile}, tile_overlap={tile_overlap}"
+            )
 
 
-def super_resolve(model: torch.nn.Module, frames: np.ndarray, *, chunk: int | None = None, chunk_overlap: int = 2,
-                  tile: int | None = None, tile_overlap: int = 16, device: str | torch.device = "cpu",
-                  amp_dtype: torch.dtype | None = None, progress: bool = False) -> np.ndarray:
+def super_resolve(
+    model: torch.nn.Module,
+    frames: np.ndarray,
+    *,
+    chunk: int | None = None,
+    chunk_overlap: int = 2,
+    tile: int | None = None,
+    tile_overlap: int = 16,
+    device: str | torch.device = "cpu",
+    amp_dtype: torch.dtype | None = None,
+    progress: bool = False,
+) -> np.ndarray:
     """Super-resolve `frames` 4x with `model`.
 
     frames: uint8 (t, h, w, 3) RGB. Returns uint8 (t, 4h, 4w, 3) RGB.
@@ -109,10 +129,12 @@ def super_resolve(model: torch.nn.Module, frames: np.ndarray, *, chunk: int | No
 
     was_training = model.training
     model.to(device).eval()
-    autocast = (torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None
-                else contextlib.nullcontext())
-    bar = tqdm(total=len(spans) * len(row_spans) * len(col_spans), desc="super-resolve", unit="pass",
-               disable=not progress)
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+    )
+    bar = tqdm(
+        total=len(spans) * len(row_spans) * len(col_spans), desc="super-resolve", unit="pass", disable=not progress
+    )
     try:
         with torch.inference_mode(), autocast:
             for (start, end), (keep_start, keep_end) in zip(spans, _kept_ranges(spans)):
@@ -126,15 +148,17 @@ def super_resolve(model: torch.nn.Module, frames: np.ndarray, *, chunk: int | No
                     for top, bottom in row_spans:
                         for left, right in col_spans:
                             tile_out = _run(model, clip[:, :, top:bottom, left:right], device)
-                            weight = torch.outer(_ramp(SCALE * top, SCALE * bottom, SCALE * h, ramp),
-                                                 _ramp(SCALE * left, SCALE * right, SCALE * w, ramp))
+                            weight = torch.outer(
+                                _ramp(SCALE * top, SCALE * bottom, SCALE * h, ramp),
+                                _ramp(SCALE * left, SCALE * right, SCALE * w, ramp),
+                            )
                             rows = slice(SCALE * top, SCALE * bottom)
                             cols = slice(SCALE * left, SCALE * right)
                             out[:, :, rows, cols] += tile_out * weight
                             weight_sum[rows, cols] += weight
                             bar.update(1)
                     out /= weight_sum
-                result[keep_start:keep_end] = to_uint8(out[keep_start - start:keep_end - start])
+                result[keep_start:keep_end] = to_uint8(out[keep_start - start : keep_end - start])
     finally:
         bar.close()
         model.train(was_training)

@@ -3,6 +3,7 @@
 The train stage and `ftvsr train` both come here, so one process and DDP runs take the same
 path to `ftvsr.train`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,24 +21,48 @@ from ftvsr.params import Params, load_params
 
 def settings_digest(params: Params) -> str:
     """A short digest of the settings that define a training run (names its checkpoint folder)."""
-    settings = {"model": params.model.model_dump(mode="json"), "train": params.train.model_dump(mode="json"),
-                "crfs": params.data.crfs}
+    settings = {
+        "model": params.model.model_dump(mode="json"),
+        "train": params.train.model_dump(mode="json"),
+        "crfs": params.data.crfs,
+    }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def torchrun_command(params_file: Path, gt_lmdb: Path, lq_lmdbs: dict, out_model: Path, work_dir: Path,
-                     nproc: int, extra: list[str] = ()) -> list[str]:
+def torchrun_command(
+    params_file: Path, gt_lmdb: Path, lq_lmdbs: dict, out_model: Path, work_dir: Path, nproc: int, extra: list[str] = ()
+) -> list[str]:
     """`torchrun --nproc_per_node N -m ftvsr.train ...` with this interpreter."""
-    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", *extra,
-               "-m", "ftvsr.train", "--params", str(params_file), "--gt-lmdb", str(gt_lmdb),
-               "--out-model", str(out_model), "--work-dir", str(work_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        *extra,
+        "-m",
+        "ftvsr.train",
+        "--params",
+        str(params_file),
+        "--gt-lmdb",
+        str(gt_lmdb),
+        "--out-model",
+        str(out_model),
+        "--work-dir",
+        str(work_dir),
+    ]
     for level, path in lq_lmdbs.items():
         command += ["--lq-lmdb", f"{level}={path}"]
     return command
 
 
-def run_training(params_file: str | os.PathLike, lmdb_dir: str | os.PathLike, out_model: str | os.PathLike,
-                 work_dir: str | os.PathLike, nproc: int = 1, progress: bool = True) -> str | None:
+def run_training(
+    params_file: str | os.PathLike,
+    lmdb_dir: str | os.PathLike,
+    out_model: str | os.PathLike,
+    work_dir: str | os.PathLike,
+    nproc: int = 1,
+    progress: bool = True,
+) -> str | None:
     """Train with the settings of `params_file` on the pack stage's LMDBs; returns the MLflow run id.
 
     Checkpoints go to a subfolder of `work_dir` named by a digest of the model and train
@@ -57,9 +82,17 @@ def run_training(params_file: str | os.PathLike, lmdb_dir: str | os.PathLike, ou
             raise FTVSRError(f"distributed training failed (its log is above): {' '.join(command)}")
         return tracking.read_train_run(out_model.with_name(tracking.TRAIN_RUN_FILE)).get("run_id")
     result = train(
-        params.model, params.train, gt_lmdb=gt_lmdb, lq_lmdbs=lq_lmdbs, out_model=out_model, work_dir=run_dir,
-        data_settings=params.data, mlflow_settings=params.mlflow, run_name=tracking.train_run_name(params.profile),
+        params.model,
+        params.train,
+        gt_lmdb=gt_lmdb,
+        lq_lmdbs=lq_lmdbs,
+        out_model=out_model,
+        work_dir=run_dir,
+        data_settings=params.data,
+        mlflow_settings=params.mlflow,
+        run_name=tracking.train_run_name(params.profile),
         extra_params={"profile": params.profile, "data": params.data.model_dump(mode="json")},
-        extra_tags={"profile": params.profile}, progress=progress,
+        extra_tags={"profile": params.profile},
+        progress=progress,
     )
     return result.run_id

@@ -5,6 +5,7 @@
 over every element (mmedit's `reduction='mean'`, `loss_weight=1.0`, no mask), with eps = 1e-12 as
 in the published configs. The square root of `eps` (1e-6) is the loss of a perfect prediction.
 """
+
 from __future__ import annotations
 
 import torch

@@ -21,6 +21,7 @@ Identical images: PSNR is +inf, as in the published code (MSE 0); SSIM is 1.0. A
 frames that include an exact reconstruction are then +inf as well, which is what the published
 evaluation would report; no exact reconstruction happens for real super-resolution outputs.
 """
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@
 (`sample`: CPU, minutes; `paper`: the published settings) that `ftvsr profile NAME` copies
 into it. Nothing but this module opens those files: stages get typed objects.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -153,7 +154,9 @@ class TrainSettings(_Strict):
         if self.fix_ttvsr > self.iterations:
             raise ValueError(f"fix_ttvsr ({self.fix_ttvsr}) is larger than iterations ({self.iterations})")
         if sum(self.scheduler.periods) < self.iterations and self.scheduler.name == "cosine_restart":
-            raise ValueError(f"scheduler.periods sum to {sum(self.scheduler.periods)}, fewer than iterations ({self.iterations})")
+            raise ValueError(
+                f"scheduler.periods sum to {sum(self.scheduler.periods)}, fewer than iterations ({self.iterations})"
+            )
         if self.gt_patch_size % 4:
             raise ValueError(f"gt_patch_size must be a multiple of 4, got {self.gt_patch_size}")
         return self

@@ -19,6 +19,7 @@ writes into one folder:
 Every figure file is always written (a figure without data says so), so a DVC stage can declare
 them all. Every write is atomic.
 """
+
 from __future__ import annotations
 
 import json
@@ -118,8 +119,12 @@ def _overall(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cell(overall: pd.DataFrame, dataset: str, crf: str, protocol: str, method: str) -> tuple[float, float] | None:
-    hit = overall[(overall["dataset"] == dataset) & (overall["crf"] == crf)
-                  & (overall["protocol"] == protocol) & (overall["method"] == method)]
+    hit = overall[
+        (overall["dataset"] == dataset)
+        & (overall["crf"] == crf)
+        & (overall["protocol"] == protocol)
+        & (overall["method"] == method)
+    ]
     if hit.empty:
         return None
     return float(hit["psnr"].iloc[0]), float(hit["ssim"].iloc[0])
@@ -257,12 +262,16 @@ def results_markdown(df: pd.DataFrame, *, profile: str, notes: Sequence[str] = (
                 line += " |"
             lines.append(line)
         lines.append("")
-        per_clip = summary[(summary["dataset"] == dataset) & (summary["protocol"] == protocol)
-                           & (summary["clip"] != ALL_CLIPS)]
+        per_clip = summary[
+            (summary["dataset"] == dataset) & (summary["protocol"] == protocol) & (summary["clip"] != ALL_CLIPS)
+        ]
         crfs = sorted(set(per_clip["crf"]), key=crf_sort_key)
-        lines += ["Per clip, PSNR (dB) of each method:", "",
-                  "| clip | method | " + " | ".join(crf_title(c) for c in crfs) + " |",
-                  "|---|---|" + "---|" * len(crfs)]
+        lines += [
+            "Per clip, PSNR (dB) of each method:",
+            "",
+            "| clip | method | " + " | ".join(crf_title(c) for c in crfs) + " |",
+            "|---|---|" + "---|" * len(crfs),
+        ]
         for (clip, method), clip_rows in per_clip.groupby(["clip", "method"], sort=True):
             values = {r.crf: f"{r.psnr:.2f}" for r in clip_rows.itertuples()}
             cells_text = " | ".join(values.get(c, MISSING) for c in crfs)
@@ -312,8 +321,9 @@ def plot_psnr_vs_crf(table: pd.DataFrame, published: Sequence[PublishedResult] =
         x_of = {c: i for i, c in enumerate(crfs)}
         for method, m_rows in rows.groupby("method", sort=False):
             m_rows = m_rows.sort_values("crf", key=lambda s: s.map(crf_sort_key))
-            ax.plot([x_of[c] for c in m_rows["crf"]], m_rows["psnr"], marker="o",
-                    label=METHOD_NAMES.get(method, method))
+            ax.plot(
+                [x_of[c] for c in m_rows["crf"]], m_rows["psnr"], marker="o", label=METHOD_NAMES.get(method, method)
+            )
         pub = [(x_of[c], e.psnr) for c in crfs if (e := lookup(dataset, c, "FTVSR", tuple(published)))]
         if pub:
             ax.plot(*zip(*pub), linestyle="--", marker="s", label="FTVSR (published)")
@@ -333,7 +343,7 @@ def read_bitrates(bitrate_tables: Mapping) -> pd.DataFrame:
     """
     frames = []
     for key, path in bitrate_tables.items():
-        dataset, crf = (key if isinstance(key, tuple) else ("", key))
+        dataset, crf = key if isinstance(key, tuple) else ("", key)
         path = Path(path)
         if not path.is_file():
             raise FTVSRError(f"bitrate table not found: {path}")
@@ -341,8 +351,16 @@ def read_bitrates(bitrate_tables: Mapping) -> pd.DataFrame:
         missing = [c for c in ("clip", "bitrate_kbps") if c not in table]
         if missing:
             raise FTVSRError(f"bitrate table {path} lacks the columns {missing}")
-        frames.append(pd.DataFrame({"dataset": _canonical_dataset(dataset) if dataset else "", "crf": crf_label(crf),
-                                    "clip": table["clip"], "bitrate_kbps": table["bitrate_kbps"].astype(float)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "dataset": _canonical_dataset(dataset) if dataset else "",
+                    "crf": crf_label(crf),
+                    "clip": table["clip"],
+                    "bitrate_kbps": table["bitrate_kbps"].astype(float),
+                }
+            )
+        )
     if not frames:
         return pd.DataFrame(columns=["dataset", "crf", "clip", "bitrate_kbps"])
     return pd.concat(frames, ignore_index=True)
@@ -354,12 +372,20 @@ def rate_distortion_table(df: pd.DataFrame, bitrates: pd.DataFrame) -> pd.DataFr
     table = psnr_vs_crf_table(df)
     for row in table.itertuples():
         clips = set(df.loc[(df["dataset"] == row.dataset) & (df["crf"] == row.crf), "sequence"])
-        rates = bitrates[(bitrates["crf"] == row.crf) & bitrates["dataset"].isin(["", row.dataset])
-                         & bitrates["clip"].isin(clips)]
+        rates = bitrates[
+            (bitrates["crf"] == row.crf) & bitrates["dataset"].isin(["", row.dataset]) & bitrates["clip"].isin(clips)
+        ]
         if rates.empty:
             continue
-        points.append({"dataset": row.dataset, "crf": row.crf, "method": row.method,
-                       "bitrate_kbps": float(rates["bitrate_kbps"].mean()), "psnr": float(row.psnr)})
+        points.append(
+            {
+                "dataset": row.dataset,
+                "crf": row.crf,
+                "method": row.method,
+                "bitrate_kbps": float(rates["bitrate_kbps"].mean()),
+                "psnr": float(row.psnr),
+            }
+        )
     return pd.DataFrame(points, columns=["dataset", "crf", "method", "bitrate_kbps", "psnr"])
 
 
@@ -375,8 +401,9 @@ def plot_rate_distortion(points: pd.DataFrame) -> Figure:
             m_rows = m_rows.sort_values("bitrate_kbps")
             ax.plot(m_rows["bitrate_kbps"], m_rows["psnr"], marker="o", label=METHOD_NAMES.get(method, method))
             for r in m_rows.itertuples():
-                ax.annotate(crf_title(r.crf), (r.bitrate_kbps, r.psnr), textcoords="offset points", xytext=(4, 4),
-                            fontsize=8)
+                ax.annotate(
+                    crf_title(r.crf), (r.bitrate_kbps, r.psnr), textcoords="offset points", xytext=(4, 4), fontsize=8
+                )
         ax.set_xscale("log")
         ax.set_title(dataset)
         ax.set_xlabel("bitrate of the LR input (kbit/s)")
@@ -402,8 +429,13 @@ def plot_per_frame(df: pd.DataFrame) -> Figure:
         rows = df[(df["dataset"] == dataset) & (df["sequence"] == sequence)]
         for (crf, method), line in rows.groupby(["crf", "method"], sort=False):
             curve = line.groupby("frame")["psnr"].mean()
-            ax.plot(curve.index, curve.values, linestyle=styles.get(method, "--"), color=colours[crf],
-                    label=f"{METHOD_NAMES.get(method, method)} {crf_title(crf)}")
+            ax.plot(
+                curve.index,
+                curve.values,
+                linestyle=styles.get(method, "--"),
+                color=colours[crf],
+                label=f"{METHOD_NAMES.get(method, method)} {crf_title(crf)}",
+            )
         ax.set_title(f"{dataset} / {sequence}", fontsize=10)
         ax.set_xlabel("frame")
         ax.set_ylabel("PSNR (dB)")

@@ -13,6 +13,7 @@ Conventions (one experiment per profile, `mlflow.experiment` in params.yaml):
 
 Nothing here is needed to train or evaluate: without MLflow settings the library runs untracked.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,6 +38,7 @@ _MANIFEST_SMALL_FILE = 64 * 1024  # files up to this size are hashed by content,
 
 # ---------------------------------------------------------------- where runs go
 
+
 def resolve_tracking_uri(uri: str, base: str | os.PathLike | None = None) -> str:
     """Make a relative local tracking URI absolute against `base` (default: the current directory).
 
@@ -45,12 +47,12 @@ def resolve_tracking_uri(uri: str, base: str | os.PathLike | None = None) -> str
     """
     base = Path(base) if base is not None else Path.cwd()
     if uri.startswith("sqlite:///"):
-        db = uri[len("sqlite:///"):]
+        db = uri[len("sqlite:///") :]
         if db.startswith("/") or db in ("", ":memory:"):
             return uri
         return "sqlite:///" + str((base / db).resolve())
     if uri.startswith("file:"):
-        path = uri[len("file:"):]
+        path = uri[len("file:") :]
         if path.startswith("//"):
             return uri
         return (base / path).resolve().as_uri()
@@ -82,21 +84,24 @@ def configure(settings: MlflowSettings) -> str:
 
     uri = resolve_tracking_uri(settings.tracking_uri)
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     try:
         client = MlflowClient(tracking_uri=uri)
         experiment = client.get_experiment_by_name(settings.experiment)
         if experiment is None:
             return client.create_experiment(
-                settings.experiment, artifact_location=resolve_artifact_location(settings.artifact_location))
+                settings.experiment, artifact_location=resolve_artifact_location(settings.artifact_location)
+            )
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
     except Exception as err:  # the store's own errors: MlflowException, SQLAlchemy's, OSError
         message = getattr(err, "message", None) or str(err).splitlines()[0]
-        raise FTVSRError(f"MLflow tracking store {uri}: cannot open experiment "
-                         f"{settings.experiment!r} ({type(err).__name__}: {message})") from err
+        raise FTVSRError(
+            f"MLflow tracking store {uri}: cannot open experiment "
+            f"{settings.experiment!r} ({type(err).__name__}: {message})"
+        ) from err
 
 
 def system_metrics_available() -> bool:
@@ -109,6 +114,7 @@ def system_metrics_available() -> bool:
 
 
 # ---------------------------------------------------------------- what the run used
+
 
 def _git(args: list[str], cwd: Path) -> str | None:
     try:
@@ -154,8 +160,9 @@ def _dvc_outs(lock_file: Path) -> dict[Path, str]:
 
 def _dvc_fingerprint(path: Path, outs: Mapping[Path, str]) -> str | None:
     """md5s of the dvc.lock outputs that are `path`, hold it, or lie inside it; None if none do."""
-    lines = sorted(f"{out}:{md5}" for out, md5 in outs.items()
-                   if out == path or out in path.parents or path in out.parents)
+    lines = sorted(
+        f"{out}:{md5}" for out, md5 in outs.items() if out == path or out in path.parents or path in out.parents
+    )
     return "\n".join(lines) if lines else None
 
 
@@ -193,6 +200,7 @@ def dvc_data_version(paths: Iterable[str | os.PathLike]) -> str | None:
 
 # ---------------------------------------------------------------- run conventions
 
+
 def train_run_name(profile: str | None) -> str:
     return f"train-{profile}" if profile else "train"
 
@@ -213,8 +221,9 @@ def flatten(settings: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def run_tags(stage: str, data_paths: Iterable[str | os.PathLike] = (),
-             extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+def run_tags(
+    stage: str, data_paths: Iterable[str | os.PathLike] = (), extra: Mapping[str, Any] | None = None
+) -> dict[str, str]:
     """The tags every run of `stage` carries: stage, code version and data version (and `extra`)."""
     tags = {STAGE_TAG: stage}
     commit = git_commit()
@@ -231,16 +240,20 @@ def run_tags(stage: str, data_paths: Iterable[str | os.PathLike] = (),
     return tags
 
 
-def start_child_run(parent_run_id: str, run_name: str, experiment_id: str | None = None,
-                    tags: Mapping[str, Any] | None = None):
+def start_child_run(
+    parent_run_id: str, run_name: str, experiment_id: str | None = None, tags: Mapping[str, Any] | None = None
+):
     """Start a run shown under `parent_run_id` in the MLflow UI (the parent may be finished).
 
     Returns MLflow's ActiveRun (a context manager), as `mlflow.start_run` does.
     """
     import mlflow
 
-    return mlflow.start_run(run_name=run_name, experiment_id=experiment_id,
-                            tags={**{k: str(v) for k, v in (tags or {}).items()}, PARENT_RUN_TAG: parent_run_id})
+    return mlflow.start_run(
+        run_name=run_name,
+        experiment_id=experiment_id,
+        tags={**{k: str(v) for k, v in (tags or {}).items()}, PARENT_RUN_TAG: parent_run_id},
+    )
 
 
 def write_train_run(path: str | os.PathLike, info: Mapping[str, Any]) -> Path:

@@ -29,6 +29,7 @@ Outputs (rank 0): the model (`save_model`), `<model stem>_loss.csv` (`step,loss,
 mean loss of each `log_every` window and the lr of its last iteration) and `train_run.json`
 (the MLflow run id, for the evaluation stage) beside it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,15 @@ from ftvsr.io.atomic import atomic_path, write_text_atomic
 from ftvsr.io.parallel import torch_threads
 from ftvsr.losses import charbonnier_loss
 from ftvsr.models import FTVSR, load_spynet_weights, save_model
-from ftvsr.params import DataSettings, MlflowSettings, ModelSettings, OptimizerSettings, SchedulerSettings, \
-    TrainSettings, load_params
+from ftvsr.params import (
+    DataSettings,
+    MlflowSettings,
+    ModelSettings,
+    OptimizerSettings,
+    SchedulerSettings,
+    TrainSettings,
+    load_params,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +79,9 @@ KEEP_CHECKPOINTS = 2  # the newest two: if the last one is damaged, the one befo
 EPOCH_REPEAT = 1000  # an epoch visits every clip this often (the published RepeatDataset(times=1000))
 # Settings that do not change what a run computes: a checkpoint resumes with other values of these.
 # (`iterations` too: the data, schedule and phases of iteration i do not depend on it.)
-RESUMABLE_CHANGES = frozenset({"iterations", "log_every", "eval_every", "checkpoint_every", "num_workers",
-                               "threads", "max_nonfinite_steps"})
+RESUMABLE_CHANGES = frozenset(
+    {"iterations", "log_every", "eval_every", "checkpoint_every", "num_workers", "threads", "max_nonfinite_steps"}
+)
 
 Validation = Callable[[nn.Module], Mapping[str, float]] | tuple[str | os.PathLike, str | os.PathLike]
 
@@ -106,13 +115,15 @@ def run_file_path(out_model: str | os.PathLike) -> Path:
 
 # ================================================================ schedule
 
+
 def annealing_cos(start: float, end: float, factor: float, weight: float = 1.0) -> float:
     """Cosine from `start` (factor 0) to `end` (factor 1), its amplitude scaled by `weight` (mmcv)."""
     return end + 0.5 * weight * (start - end) * (math.cos(math.pi * factor) + 1)
 
 
-def cosine_restart_lr(iteration: int, base_lr: float, periods: list[int], restart_weights: list[float],
-                      min_lr: float) -> float:
+def cosine_restart_lr(
+    iteration: int, base_lr: float, periods: list[int], restart_weights: list[float], min_lr: float
+) -> float:
     """mmcv's CosineRestartLrUpdaterHook (by_epoch=False) for 0-based `iteration`:
 
         k      = the first cycle with iteration < periods[0] + ... + periods[k]
@@ -127,8 +138,9 @@ def cosine_restart_lr(iteration: int, base_lr: float, periods: list[int], restar
         if iteration < cycle_start + period:
             return annealing_cos(base_lr, min_lr, min((iteration - cycle_start) / period, 1.0), weight)
         cycle_start += period
-    raise FTVSRError(f"iteration {iteration} is past the cosine schedule's periods {periods} "
-                     f"(they add up to {cycle_start})")
+    raise FTVSRError(
+        f"iteration {iteration} is past the cosine schedule's periods {periods} (they add up to {cycle_start})"
+    )
 
 
 def learning_rate(iteration: int, base_lr: float, scheduler: SchedulerSettings) -> float:
@@ -195,6 +207,7 @@ def apply_phase(model: nn.Module, parts: frozenset[str]) -> None:
 
 # ================================================================ optimizer
 
+
 def build_optimizer(model: nn.Module, settings: OptimizerSettings) -> torch.optim.Optimizer:
     """Adam / AdamW over every parameter (frozen ones included, as mmcv does), SPyNet at lr x mult.
 
@@ -219,6 +232,7 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, iteration: int, schedule
 
 
 # ================================================================ processes
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -254,8 +268,10 @@ def setup_distributed(device: str | torch.device | None = None) -> tuple[Distrib
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         created = True
     if world_size > 1 and (dist.get_rank(), dist.get_world_size()) != (rank, world_size):
-        raise FTVSRError(f"process group has rank {dist.get_rank()} of {dist.get_world_size()}, "
-                         f"environment says {rank} of {world_size}")
+        raise FTVSRError(
+            f"process group has rank {dist.get_rank()} of {dist.get_world_size()}, "
+            f"environment says {rank} of {world_size}"
+        )
     return Distributed(rank, world_size, local_rank, device), created
 
 
@@ -270,8 +286,9 @@ def wrap_model(model: nn.Module, place: Distributed) -> nn.Module:
     if place.world_size == 1:
         return model
     model.requires_grad_(True)
-    return DistributedDataParallel(model, device_ids=[place.device.index] if place.device.type == "cuda" else None,
-                                   find_unused_parameters=True)
+    return DistributedDataParallel(
+        model, device_ids=[place.device.index] if place.device.type == "cuda" else None, find_unused_parameters=True
+    )
 
 
 def mean_across_ranks(value: float, place: Distributed) -> float:
@@ -293,22 +310,33 @@ def rng_state(place: Distributed) -> dict[str, Any]:
     """This process's RNG states as tensors and plain numbers (loadable with weights_only=True)."""
     _, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     py_version, py_internal, py_gauss = random.getstate()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state(place.device) if place.device.type == "cuda" else None,
-            "numpy": torch.from_numpy(np_keys.astype(np.int64)), "numpy_pos": int(np_pos),
-            "numpy_has_gauss": int(np_has_gauss), "numpy_gauss": float(np_gauss),
-            "python": torch.tensor(py_internal, dtype=torch.int64), "python_version": int(py_version),
-            "python_gauss": py_gauss}
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(place.device) if place.device.type == "cuda" else None,
+        "numpy": torch.from_numpy(np_keys.astype(np.int64)),
+        "numpy_pos": int(np_pos),
+        "numpy_has_gauss": int(np_has_gauss),
+        "numpy_gauss": float(np_gauss),
+        "python": torch.tensor(py_internal, dtype=torch.int64),
+        "python_version": int(py_version),
+        "python_gauss": py_gauss,
+    }
 
 
 def set_rng_state(state: Mapping[str, Any], place: Distributed) -> None:
     torch.set_rng_state(state["torch"])
     if place.device.type == "cuda" and state.get("cuda") is not None:
         torch.cuda.set_rng_state(state["cuda"], place.device)
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"],
-                         state["numpy_has_gauss"], state["numpy_gauss"]))
-    random.setstate((state["python_version"], tuple(int(v) for v in state["python"].tolist()),
-                     state["python_gauss"]))
+    np.random.set_state(
+        (
+            "MT19937",
+            state["numpy"].numpy().astype(np.uint32),
+            state["numpy_pos"],
+            state["numpy_has_gauss"],
+            state["numpy_gauss"],
+        )
+    )
+    random.setstate((state["python_version"], tuple(int(v) for v in state["python"].tolist()), state["python_gauss"]))
 
 
 def _gather_rng_states(place: Distributed) -> list[dict[str, Any]]:
@@ -321,6 +349,7 @@ def _gather_rng_states(place: Distributed) -> list[dict[str, Any]]:
 
 
 # ================================================================ data
+
 
 class ClipOrder(Sampler):
     """Which samples each rank trains on, iteration by iteration, from `start` to `end`.
@@ -335,8 +364,7 @@ class ClipOrder(Sampler):
     Yields `(index, epoch)` keys; `EpochKeyed` turns them into samples.
     """
 
-    def __init__(self, num_samples: int, batch_size: int, world_size: int, rank: int, seed: int,
-                 start: int, end: int):
+    def __init__(self, num_samples: int, batch_size: int, world_size: int, rank: int, seed: int, start: int, end: int):
         self.num_samples, self.batch_size, self.world_size, self.rank = num_samples, batch_size, world_size, rank
         self.seed, self.start, self.end = seed, start, end
         self.batches_per_epoch = num_samples // (batch_size * world_size)
@@ -378,8 +406,12 @@ class EpochKeyed(Dataset):
         return self.dataset[index]
 
 
-def training_dataset(train_settings: TrainSettings, gt_lmdb: str | os.PathLike,
-                     lq_lmdbs: Mapping[Any, str | os.PathLike], data_settings: DataSettings | None = None) -> Dataset:
+def training_dataset(
+    train_settings: TrainSettings,
+    gt_lmdb: str | os.PathLike,
+    lq_lmdbs: Mapping[Any, str | os.PathLike],
+    data_settings: DataSettings | None = None,
+) -> Dataset:
     """The published training samples from packed LMDBs (or set folders): `VideoSRTrainDataset`.
 
     REDS and the sample: `num_frames` windows with temporal reverse (REDS4 held out of a
@@ -390,8 +422,9 @@ def training_dataset(train_settings: TrainSettings, gt_lmdb: str | os.PathLike,
     from ftvsr.data import datasets
 
     source = data_settings.source if data_settings is not None else "sample"
-    options: dict[str, Any] = dict(crf_levels=train_settings.crf_levels, crf_raw_prob=train_settings.crf_raw_prob,
-                                   seed=train_settings.seed)
+    options: dict[str, Any] = dict(
+        crf_levels=train_settings.crf_levels, crf_raw_prob=train_settings.crf_raw_prob, seed=train_settings.seed
+    )
     if source == "vimeo90k":
         options.update(reverse_prob=0.0, mirror_passes=2)
     gt = datasets.open_frames(gt_lmdb)
@@ -399,17 +432,29 @@ def training_dataset(train_settings: TrainSettings, gt_lmdb: str | os.PathLike,
         clips, _ = datasets.reds_split(gt.clips(), "REDS4", data_settings.leak_reds4)
     else:
         clips = sorted(gt.clips())
-    return datasets.VideoSRTrainDataset(gt, dict(lq_lmdbs), train_settings.num_frames, train_settings.gt_patch_size,
-                                        clips=clips, samples_per_epoch=EPOCH_REPEAT * max(len(clips), 1),
-                                        **options)
+    return datasets.VideoSRTrainDataset(
+        gt,
+        dict(lq_lmdbs),
+        train_settings.num_frames,
+        train_settings.gt_patch_size,
+        clips=clips,
+        samples_per_epoch=EPOCH_REPEAT * max(len(clips), 1),
+        **options,
+    )
 
 
 def _batches(dataset: Dataset, settings: TrainSettings, place: Distributed, start: int) -> Iterator[dict]:
-    order = ClipOrder(len(dataset), settings.batch_size, place.world_size, place.rank, settings.seed,
-                      start, settings.iterations)
-    loader = DataLoader(EpochKeyed(dataset), batch_size=settings.batch_size, sampler=order,
-                        num_workers=settings.num_workers, pin_memory=place.device.type == "cuda",
-                        persistent_workers=False)
+    order = ClipOrder(
+        len(dataset), settings.batch_size, place.world_size, place.rank, settings.seed, start, settings.iterations
+    )
+    loader = DataLoader(
+        EpochKeyed(dataset),
+        batch_size=settings.batch_size,
+        sampler=order,
+        num_workers=settings.num_workers,
+        pin_memory=place.device.type == "cuda",
+        persistent_workers=False,
+    )
     return iter(loader)
 
 
@@ -424,12 +469,18 @@ def _check_batch(batch: Mapping[str, Any]) -> None:
 
 # ================================================================ checkpoints
 
-def fingerprint(model_settings: ModelSettings, train_settings: TrainSettings, world_size: int,
-                dataset_size: int) -> dict[str, Any]:
+
+def fingerprint(
+    model_settings: ModelSettings, train_settings: TrainSettings, world_size: int, dataset_size: int
+) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: every setting that changes the computation."""
     train = {k: v for k, v in train_settings.model_dump(mode="json").items() if k not in RESUMABLE_CHANGES}
-    return {"model": model_settings.model_dump(mode="json"), "train": train, "world_size": world_size,
-            "dataset_size": dataset_size}
+    return {
+        "model": model_settings.model_dump(mode="json"),
+        "train": train,
+        "world_size": world_size,
+        "dataset_size": dataset_size,
+    }
 
 
 def checkpoint_path(work_dir: Path, iteration: int) -> Path:
@@ -441,8 +492,8 @@ def list_checkpoints(work_dir: Path) -> list[Path]:
     folder = work_dir / CHECKPOINT_DIR
     if not folder.is_dir():
         return []
-    found = [p for p in folder.glob("iter_*.pt") if p.stem[len("iter_"):].isdigit()]
-    return sorted(found, key=lambda p: int(p.stem[len("iter_"):]), reverse=True)
+    found = [p for p in folder.glob("iter_*.pt") if p.stem[len("iter_") :].isdigit()]
+    return sorted(found, key=lambda p: int(p.stem[len("iter_") :]), reverse=True)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -495,8 +546,10 @@ def _check_writable(folder: Path, what: str) -> None:
 
 # ================================================================ validation and logs
 
-def validate_clip(model: nn.Module, lq_dir: str | os.PathLike, gt_dir: str | os.PathLike,
-                  device: torch.device) -> dict[str, float]:
+
+def validate_clip(
+    model: nn.Module, lq_dir: str | os.PathLike, gt_dir: str | os.PathLike, device: torch.device
+) -> dict[str, float]:
     """PSNR (RGB, no crop, as the paper's REDS tables) of the model on one clip folder pair."""
     from ftvsr.io.frames import read_clip
     from ftvsr.metrics import psnr
@@ -528,7 +581,7 @@ def loss_windows(history: list[tuple[float, float]], log_every: int) -> list[tup
     """
     rows = []
     for first in range(0, len(history), log_every):
-        window = history[first:first + log_every]
+        window = history[first : first + log_every]
         rows.append((first + len(window), _finite_mean([loss for loss, _ in window]), window[-1][1]))
     return rows
 
@@ -543,8 +596,13 @@ def _write_loss_csv(path: Path, rows: list[tuple[int, float, float]]) -> None:
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
-def _start_mlflow_run(settings: MlflowSettings, run_id: str | None, run_name: str | None,
-                      params: Mapping[str, str], tags: Mapping[str, str]) -> tuple[Any, str]:
+def _start_mlflow_run(
+    settings: MlflowSettings,
+    run_id: str | None,
+    run_name: str | None,
+    params: Mapping[str, str],
+    tags: Mapping[str, str],
+) -> tuple[Any, str]:
     """Start (or, resuming, reopen) the training run; return (the mlflow module, run id)."""
     import mlflow
 
@@ -554,14 +612,16 @@ def _start_mlflow_run(settings: MlflowSettings, run_id: str | None, run_name: st
         try:
             mlflow.get_run(run_id)
         except mlflow.exceptions.MlflowException:
-            log.warning("MLflow run %s of the checkpoint is not in %s: starting a new run",
-                        run_id, settings.tracking_uri)
+            log.warning(
+                "MLflow run %s of the checkpoint is not in %s: starting a new run", run_id, settings.tracking_uri
+            )
             run_id = None
     if run_id is not None:
         mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
     else:
-        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=dict(tags),
-                               log_system_metrics=system_metrics)
+        run = mlflow.start_run(
+            experiment_id=experiment_id, run_name=run_name, tags=dict(tags), log_system_metrics=system_metrics
+        )
         run_id = run.info.run_id
         mlflow.log_params(dict(params))
     return mlflow, run_id
@@ -569,14 +629,25 @@ def _start_mlflow_run(settings: MlflowSettings, run_id: str | None, run_name: st
 
 # ================================================================ the loop
 
-def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
-          gt_lmdb: str | os.PathLike | None = None, lq_lmdbs: Mapping[Any, str | os.PathLike] | None = None,
-          out_model: str | os.PathLike, work_dir: str | os.PathLike,
-          data_settings: DataSettings | None = None, dataset: Dataset | None = None,
-          mlflow_settings: MlflowSettings | None = None, run_name: str | None = None,
-          extra_params: Mapping[str, Any] | None = None, extra_tags: Mapping[str, Any] | None = None,
-          val: Validation | None = None, device: str | torch.device | None = None,
-          progress: bool = True) -> TrainResult:
+
+def train(
+    model_settings: ModelSettings,
+    train_settings: TrainSettings,
+    *,
+    gt_lmdb: str | os.PathLike | None = None,
+    lq_lmdbs: Mapping[Any, str | os.PathLike] | None = None,
+    out_model: str | os.PathLike,
+    work_dir: str | os.PathLike,
+    data_settings: DataSettings | None = None,
+    dataset: Dataset | None = None,
+    mlflow_settings: MlflowSettings | None = None,
+    run_name: str | None = None,
+    extra_params: Mapping[str, Any] | None = None,
+    extra_tags: Mapping[str, Any] | None = None,
+    val: Validation | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> TrainResult:
     """Train FTVSR(**model_settings) with the published recipe; resume from `work_dir` if it holds
     checkpoints of the same configuration.
 
@@ -602,8 +673,10 @@ def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
             dataset = training_dataset(settings, gt_lmdb, lq_lmdbs, data_settings)
         global_batch = settings.batch_size * place.world_size
         if len(dataset) < global_batch:
-            raise FTVSRError(f"the training set has {len(dataset)} samples, fewer than one global batch "
-                             f"({settings.batch_size} per process x {place.world_size} processes)")
+            raise FTVSRError(
+                f"the training set has {len(dataset)} samples, fewer than one global batch "
+                f"({settings.batch_size} per process x {place.world_size} processes)"
+            )
 
         # -------------------------------------------------- model and optimizer (same init on every rank)
         torch.manual_seed(settings.seed)
@@ -627,12 +700,16 @@ def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
         if resumed is not None:
             state = load_checkpoint(Path(resumed))
             if json.loads(state["fingerprint"]) != expected:
-                raise FTVSRError(f"{resumed} was written by another configuration "
-                                 f"({_describe_mismatch(expected, json.loads(state['fingerprint']))}); "
-                                 f"restore those settings or delete {work_dir} to start afresh")
+                raise FTVSRError(
+                    f"{resumed} was written by another configuration "
+                    f"({_describe_mismatch(expected, json.loads(state['fingerprint']))}); "
+                    f"restore those settings or delete {work_dir} to start afresh"
+                )
             if state["iteration"] > settings.iterations:
-                raise FTVSRError(f"{resumed} is at iteration {state['iteration']}, past train.iterations "
-                                 f"({settings.iterations}); delete {work_dir} to start afresh")
+                raise FTVSRError(
+                    f"{resumed} is at iteration {state['iteration']}, past train.iterations "
+                    f"({settings.iterations}); delete {work_dir} to start afresh"
+                )
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             start, run_id = state["iteration"], state.get("mlflow_run_id")
@@ -644,8 +721,9 @@ def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
 
         # -------------------------------------------------- tracking (rank 0)
         if place.is_main and mlflow_settings is not None:
-            params = tracking.flatten({"model": model_settings.model_dump(mode="json"),
-                                       "train": settings.model_dump(mode="json")})
+            params = tracking.flatten(
+                {"model": model_settings.model_dump(mode="json"), "train": settings.model_dump(mode="json")}
+            )
             params.update(tracking.flatten(dict(extra_params or {})))
             params["world_size"] = str(place.world_size)
             data_paths = [gt_lmdb, *lq_lmdbs.values()] if gt_lmdb is not None else []
@@ -656,8 +734,13 @@ def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
         batches = _batches(dataset, settings, place, start)
         if resumed is not None:  # last, so that nothing above draws from the restored generators
             set_rng_state(state["rng"][place.rank], place)
-        bar = tqdm(total=settings.iterations, initial=start, desc="train", dynamic_ncols=True,
-                   disable=not (progress and place.is_main))
+        bar = tqdm(
+            total=settings.iterations,
+            initial=start,
+            desc="train",
+            dynamic_ncols=True,
+            disable=not (progress and place.is_main),
+        )
         phase, nonfinite_run, val_metrics = None, 0, {}
         started = time.perf_counter()
         for iteration in range(start, settings.iterations):
@@ -688,12 +771,18 @@ def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
                 nonfinite_run += 1
                 nonfinite_total += 1
                 if place.is_main:
-                    log.warning("iteration %d: non-finite loss %s (or gradient), update skipped (%d in a row)",
-                                iteration, loss_value, nonfinite_run)
+                    log.warning(
+                        "iteration %d: non-finite loss %s (or gradient), update skipped (%d in a row)",
+                        iteration,
+                        loss_value,
+                        nonfinite_run,
+                    )
                 if nonfinite_run >= settings.max_nonfinite_steps:
-                    raise FTVSRError(f"training diverged: {nonfinite_run} iterations in a row with a non-finite "
-                                     f"loss (up to iteration {iteration}); lower train.optimizer.lr or set "
-                                     f"train.grad_clip (train.max_nonfinite_steps={settings.max_nonfinite_steps})")
+                    raise FTVSRError(
+                        f"training diverged: {nonfinite_run} iterations in a row with a non-finite "
+                        f"loss (up to iteration {iteration}); lower train.optimizer.lr or set "
+                        f"train.grad_clip (train.max_nonfinite_steps={settings.max_nonfinite_steps})"
+                    )
             optimizer.zero_grad(set_to_none=True)
             history.append((loss_value, lr))
             step = iteration + 1
@@ -702,10 +791,15 @@ def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
             if place.is_main:
                 bar.set_postfix(loss=f"{loss_value:.4g}", lr=f"{lr:.3g}", refresh=False)
             if place.is_main and mlflow is not None and (step % settings.log_every == 0 or step == settings.iterations):
-                window = history[(step - 1) // settings.log_every * settings.log_every:]
-                mlflow.log_metrics({"loss": _finite_mean([loss for loss, _ in window]), "lr": lr,
-                                    "seconds_per_iteration": (time.perf_counter() - started) / (step - start)},
-                                   step=step)
+                window = history[(step - 1) // settings.log_every * settings.log_every :]
+                mlflow.log_metrics(
+                    {
+                        "loss": _finite_mean([loss for loss, _ in window]),
+                        "lr": lr,
+                        "seconds_per_iteration": (time.perf_counter() - started) / (step - start),
+                    },
+                    step=step,
+                )
             if val is not None and place.is_main and (step % settings.eval_every == 0 or step == settings.iterations):
                 val_metrics = _run_validation(model, val, place.device)
                 log.info("iteration %d: %s", iteration, val_metrics)
@@ -714,15 +808,26 @@ def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
             if step % settings.checkpoint_every == 0 or step == settings.iterations:
                 rng_states = _gather_rng_states(place)
                 if place.is_main:
-                    save_checkpoint(checkpoint_path(work_dir, step), {
-                        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "iteration": step,
-                        "fingerprint": json.dumps(expected, sort_keys=True),
-                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": {"name": settings.scheduler.name,
-                                      "base_lrs": [g["initial_lr"] for g in optimizer.param_groups],
-                                      **settings.scheduler.model_dump(mode="json", exclude={"name"})},
-                        "rng": rng_states, "history": torch.tensor(history, dtype=torch.float64).reshape(-1, 2),
-                        "nonfinite_total": nonfinite_total, "mlflow_run_id": run_id})
+                    save_checkpoint(
+                        checkpoint_path(work_dir, step),
+                        {
+                            "format": CHECKPOINT_FORMAT,
+                            "version": CHECKPOINT_VERSION,
+                            "iteration": step,
+                            "fingerprint": json.dumps(expected, sort_keys=True),
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": {
+                                "name": settings.scheduler.name,
+                                "base_lrs": [g["initial_lr"] for g in optimizer.param_groups],
+                                **settings.scheduler.model_dump(mode="json", exclude={"name"}),
+                            },
+                            "rng": rng_states,
+                            "history": torch.tensor(history, dtype=torch.float64).reshape(-1, 2),
+                            "nonfinite_total": nonfinite_total,
+                            "mlflow_run_id": run_id,
+                        },
+                    )
         bar.close()
         elapsed = time.perf_counter() - started
         seconds_per_iteration = elapsed / (settings.iterations - start) if settings.iterations > start else None
@@ -730,19 +835,42 @@ def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
         # -------------------------------------------------- outputs (rank 0)
         rows = loss_windows(history, settings.log_every)
         final_loss = rows[-1][1] if rows else float("nan")
-        result = TrainResult(out_model, loss_csv_path(out_model), run_file_path(out_model),
-                             run_id if place.is_main else None, settings.iterations, start, final_loss,
-                             nonfinite_total, seconds_per_iteration, val_metrics)
+        result = TrainResult(
+            out_model,
+            loss_csv_path(out_model),
+            run_file_path(out_model),
+            run_id if place.is_main else None,
+            settings.iterations,
+            start,
+            final_loss,
+            nonfinite_total,
+            seconds_per_iteration,
+            val_metrics,
+        )
         if place.is_main:
-            save_model(model, out_model, metadata={"iterations": settings.iterations, "final_loss": final_loss,
-                                                   "mlflow_run_id": run_id, "world_size": place.world_size})
+            save_model(
+                model,
+                out_model,
+                metadata={
+                    "iterations": settings.iterations,
+                    "final_loss": final_loss,
+                    "mlflow_run_id": run_id,
+                    "world_size": place.world_size,
+                },
+            )
             _write_loss_csv(result.loss_csv, rows)
-            tracking.write_train_run(result.run_file, {
-                "run_id": run_id, "iterations": settings.iterations,
-                "final_loss": final_loss if math.isfinite(final_loss) else None,
-                "model": str(out_model), "experiment": mlflow_settings.experiment if mlflow_settings else None,
-                # as configured (relative to the project), so the committed file names no machine's path
-                "tracking_uri": mlflow_settings.tracking_uri if mlflow_settings else None})
+            tracking.write_train_run(
+                result.run_file,
+                {
+                    "run_id": run_id,
+                    "iterations": settings.iterations,
+                    "final_loss": final_loss if math.isfinite(final_loss) else None,
+                    "model": str(out_model),
+                    "experiment": mlflow_settings.experiment if mlflow_settings else None,
+                    # as configured (relative to the project), so the committed file names no machine's path
+                    "tracking_uri": mlflow_settings.tracking_uri if mlflow_settings else None,
+                },
+            )
             if mlflow is not None:
                 mlflow.log_metrics({"final_loss": final_loss}, step=settings.iterations)
                 mlflow.log_artifact(str(out_model), artifact_path="model")
@@ -764,17 +892,27 @@ def train(model_settings: ModelSettings, train_settings: TrainSettings, *,
 
 # ================================================================ entry point
 
+
 def _level(text: str) -> str | int:
     return text if text == "raw" else int(text)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m ftvsr.train", description=(
-        "Train FTVSR with the settings of params.yaml; under torchrun, one process per GPU (or CPU worker)."))
+    parser = argparse.ArgumentParser(
+        prog="python -m ftvsr.train",
+        description=(
+            "Train FTVSR with the settings of params.yaml; under torchrun, one process per GPU (or CPU worker)."
+        ),
+    )
     parser.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
     parser.add_argument("--gt-lmdb", required=True, help="the GT (HR) LMDB or set folder")
-    parser.add_argument("--lq-lmdb", action="append", required=True, metavar="LEVEL=PATH",
-                        help="an LQ LMDB per compression level: raw=PATH, 15=PATH, ... (repeat)")
+    parser.add_argument(
+        "--lq-lmdb",
+        action="append",
+        required=True,
+        metavar="LEVEL=PATH",
+        help="an LQ LMDB per compression level: raw=PATH, 15=PATH, ... (repeat)",
+    )
     parser.add_argument("--out-model", required=True, help="where the trained model goes")
     parser.add_argument("--work-dir", required=True, help="checkpoints (resumed from if present)")
     parser.add_argument("--run-name", help="MLflow run name (default: train-<profile>)")
@@ -801,13 +939,21 @@ def main(argv: list[str] | None = None) -> int:
                 raise FTVSRError(f"--lq-lmdb level must be 'raw' or an integer CRF, got {level!r}") from None
         if (args.val_lq is None) != (args.val_gt is None):
             raise FTVSRError("give both --val-lq and --val-gt, or neither")
-        result = train(params.model, params.train, gt_lmdb=args.gt_lmdb, lq_lmdbs=lq_lmdbs,
-                       out_model=args.out_model, work_dir=args.work_dir, data_settings=params.data,
-                       mlflow_settings=None if args.no_mlflow else params.mlflow,
-                       run_name=args.run_name or tracking.train_run_name(params.profile),
-                       extra_params={"profile": params.profile, "data": params.data.model_dump(mode="json")},
-                       extra_tags={"profile": params.profile},
-                       val=(args.val_lq, args.val_gt) if args.val_lq else None, progress=not args.no_progress)
+        result = train(
+            params.model,
+            params.train,
+            gt_lmdb=args.gt_lmdb,
+            lq_lmdbs=lq_lmdbs,
+            out_model=args.out_model,
+            work_dir=args.work_dir,
+            data_settings=params.data,
+            mlflow_settings=None if args.no_mlflow else params.mlflow,
+            run_name=args.run_name or tracking.train_run_name(params.profile),
+            extra_params={"profile": params.profile, "data": params.data.model_dump(mode="json")},
+            extra_tags={"profile": params.profile},
+            val=(args.val_lq, args.val_gt) if args.val_lq else None,
+            progress=not args.no_progress,
+        )
     except FTVSRError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

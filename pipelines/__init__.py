@@ -3,6 +3,7 @@
 `pipeline.py` runs them all in dvc.yaml's order (for the Prefect UI), `serve.py` deploys them,
 `_common.py` holds what they share (task runners, retries, caching: read its docstring).
 """
+
 import os
 
 # These machines have no internet: Prefect's ephemeral server must not try to send telemetry.

@@ -27,6 +27,7 @@ record kept elsewhere may stand in for a file. Three layers, each looking at the
 Retries are for transient failures only: an ``OSError`` (disk, network file system, a pipe to
 ffmpeg) is retried; an FTVSRError is bad input and fails at once with its one line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,10 +99,18 @@ def stage_parser(description: str, task_runner: bool = False) -> argparse.Argume
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="params file (default: params.yaml)")
     if task_runner:
-        parser.add_argument("--task-runner", choices=TASK_RUNNERS, default="threads",
-                            help="run the per-clip tasks on threads or processes here, or on a Dask cluster")
-        parser.add_argument("--workers", type=positive_int, default=None,
-                            help="tasks at a time (default: data.workers of the params file)")
+        parser.add_argument(
+            "--task-runner",
+            choices=TASK_RUNNERS,
+            default="threads",
+            help="run the per-clip tasks on threads or processes here, or on a Dask cluster",
+        )
+        parser.add_argument(
+            "--workers",
+            type=positive_int,
+            default=None,
+            help="tasks at a time (default: data.workers of the params file)",
+        )
     return parser
 
 
@@ -123,7 +132,7 @@ def run_stage(run: Callable[[], Any]) -> None:
 # --------------------------------------------------------------------------- stage outputs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def code_digest(module_name: str) -> str:
     """A digest of a library module's source; for a package, of every ``.py`` file in it."""
     module = importlib.import_module(module_name)
@@ -220,7 +229,9 @@ class InputsCodeAndFiles(CachePolicy):
     reads: tuple[str, ...] = ()
     contents: tuple[str, ...] = ()
 
-    def compute_key(self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any) -> str | None:
+    def compute_key(
+        self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
         if task_ctx is None:
             return None
         parts = {
@@ -239,8 +250,9 @@ def is_transient(task: Task, task_run: Any, state: Any) -> bool:
     return isinstance(error, OSError)
 
 
-def stage_task(run_name: str, modules: tuple[str, ...], reads: tuple[str, ...] = (),
-               contents: tuple[str, ...] = ()) -> Callable[[Callable], Task]:
+def stage_task(
+    run_name: str, modules: tuple[str, ...], reads: tuple[str, ...] = (), contents: tuple[str, ...] = ()
+) -> Callable[[Callable], Task]:
     """`@task` for a stage's unit of work (a clip, an LMDB, a training, an evaluation): named runs, retries, caching."""
     return task(
         task_run_name=run_name,
@@ -304,7 +316,5 @@ def run_tasks(
             except FTVSRError as err:
                 raise FTVSRError(str(err) if name in str(err) else f"{name}: {err}") from None
             except OSError as err:
-                raise FTVSRError(
-                    f"{name} failed after {RETRIES + 1} attempts: {type(err).__name__}: {err}"
-                ) from err
+                raise FTVSRError(f"{name} failed after {RETRIES + 1} attempts: {type(err).__name__}: {err}") from err
     return {name: results[name] for name in jobs}

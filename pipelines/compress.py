@@ -2,6 +2,7 @@
 
 Each set folder also gets its ``bitrate.csv``. Tasks, retries and caching: see `pipelines/_common.py`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,8 +59,13 @@ def compress_flow(
     for folder, clips in sets.items():  # every clip checked before anything is written
         for clip in clips:
             name = (folder / clip).as_posix()
-            jobs[name] = {"clip": name, "src_clip": src / folder / clip, "dst": dst / folder, "crf": crf,
-                          "settings": data.compress}
+            jobs[name] = {
+                "clip": name,
+                "src_clip": src / folder / clip,
+                "dst": dst / folder,
+                "crf": crf,
+                "settings": data.compress,
+            }
     settings = {"crf": crf, **data.compress.model_dump()}
     prepare_output(dst, stage_key(settings, [ftvsr.data.compress, ftvsr.io.video], inputs=[src]))
     stats = run_tasks(runner, compress_clip, jobs, done=_clip_is_done)

@@ -2,6 +2,7 @@
 
 Tasks, retries and caching: see `pipelines/_common.py`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,12 +52,20 @@ def degrade_flow(
     runner = make_task_runner(task_runner, data.workers if workers is None else workers)
     jobs = {}
     for folder in layout.set_folders(src):  # every clip checked before anything is written
-        method = data.test_degradation.get(folder.name, data.degradation) if folder.parent.name == layout.TEST \
+        method = (
+            data.test_degradation.get(folder.name, data.degradation)
+            if folder.parent.name == layout.TEST
             else data.degradation
+        )
         for clip in ftvsr.data.degrade.set_clips(src / folder):
             name = (folder / clip).as_posix()
-            jobs[name] = {"clip": name, "src_clip": src / folder / clip, "dst_clip": dst / folder / clip,
-                          "method": method, "scale": data.scale}
+            jobs[name] = {
+                "clip": name,
+                "src_clip": src / folder / clip,
+                "dst_clip": dst / folder / clip,
+                "method": method,
+                "scale": data.scale,
+            }
     settings = {"method": data.degradation, "test_degradation": data.test_degradation, "scale": data.scale}
     prepare_output(dst, stage_key(settings, [ftvsr.data.degrade, ftvsr.data.imresize], inputs=[src]))
     return run_tasks(runner, degrade_clip, jobs, done=_clip_is_done)

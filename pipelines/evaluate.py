@@ -3,6 +3,7 @@
 Retries and caching: see `pipelines/_common.py` (the task is cached on the model, the frames it
 reads and the settings; it re-runs whenever its results are missing).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,18 +18,23 @@ from pipelines._common import run_stage, stage_parser, stage_task
 RESULTS_WRITTEN_LAST = "metrics.json"
 
 
-@stage_task("evaluate {dataset}/{level}", modules=("ftvsr.evaluate", "ftvsr.metrics", "ftvsr.inference", "ftvsr.models"),
-            reads=("weights", "lr", "gt"))
-def evaluate_task(weights: Path, lr: Path, gt: Path, dataset: str, level: str, out: Path,
-                  settings: EvaluateSettings) -> dict:
+@stage_task(
+    "evaluate {dataset}/{level}",
+    modules=("ftvsr.evaluate", "ftvsr.metrics", "ftvsr.inference", "ftvsr.models"),
+    reads=("weights", "lr", "gt"),
+)
+def evaluate_task(
+    weights: Path, lr: Path, gt: Path, dataset: str, level: str, out: Path, settings: EvaluateSettings
+) -> dict:
     """Evaluate one (dataset, level) into `out`; ``{"frames": count}``."""
     frames = evaluate_level(lr, gt, out, model=load_model(weights), dataset=dataset, crf=level, settings=settings)
     return {"frames": len(frames)}
 
 
 @flow(name="evaluate")
-def evaluate_flow(weights: Path, lr: Path, gt: Path, dataset: str, level: str, out: Path,
-                  params_file: Path = PARAMS_FILE) -> dict:
+def evaluate_flow(
+    weights: Path, lr: Path, gt: Path, dataset: str, level: str, out: Path, params_file: Path = PARAMS_FILE
+) -> dict:
     settings = load_params(params_file).evaluate
     done = (out / RESULTS_WRITTEN_LAST).is_file()
     run = evaluate_task if done else evaluate_task.with_options(refresh_cache=True)

@@ -7,6 +7,7 @@ clip is made of hard links to its downloaded frames (`ftvsr.data.arrange`); with
 `model.flow: spynet` the pretrained SPyNet goes to `train.spynet_weights`.
 Tasks, retries and caching: see `pipelines/_common.py`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,8 +48,10 @@ def sample_jobs(data: DataSettings, out: Path) -> dict[str, dict]:
     folders = {f"{layout.TRAIN}/{name}": name for name in data.train_clips}
     for dataset, clips in data.test_sets.items():
         folders.update({f"{layout.TEST}/{dataset}/{name}": name for name in clips})
-    return {folder: {"clip": folder, "clip_dir": out / folder, "settings": data.sample[name]}
-            for folder, name in folders.items()}
+    return {
+        folder: {"clip": folder, "clip_dir": out / folder, "settings": data.sample[name]}
+        for folder, name in folders.items()
+    }
 
 
 @task(task_run_name="download {dataset}", cache_policy=NO_CACHE)  # fetch_dataset re-verifies on every run
@@ -111,8 +114,12 @@ def fetch_flow(
 def main() -> None:
     parser = stage_parser(__doc__, task_runner=True)
     parser.add_argument("--out", type=Path, required=True, help="HR root, e.g. data/sample/hr")
-    parser.add_argument("--downloads", type=Path, default=None,
-                        help="downloaded datasets of a non-sample source (default: OUT/../downloads)")
+    parser.add_argument(
+        "--downloads",
+        type=Path,
+        default=None,
+        help="downloaded datasets of a non-sample source (default: OUT/../downloads)",
+    )
     args = parser.parse_args()
     run_stage(lambda: fetch_flow(args.out, args.params, args.task_runner, args.workers, args.downloads))
 

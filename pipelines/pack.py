@@ -2,6 +2,7 @@
 
 Tasks, retries and caching: see `pipelines/_common.py`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

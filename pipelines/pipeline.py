@@ -6,6 +6,7 @@ mirrored once in `stage_paths` (tests/test_flows.py parses dvc.yaml and checks t
 
     python -m pipelines.pipeline [--params params.yaml] [--crfs 25 35] [--task-runner processes]
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -171,8 +172,15 @@ def pipeline_flow(
         train_run = train_flow(paths.lmdb, paths.model, paths.work_dir, run_params, nproc)
         for dataset in params.evaluate.datasets:
             for level in levels:
-                evaluate_flow(paths.model, paths.eval_lr(dataset, level), paths.eval_gt(dataset), dataset, level,
-                              paths.results(dataset, level), run_params)
+                evaluate_flow(
+                    paths.model,
+                    paths.eval_lr(dataset, level),
+                    paths.eval_gt(dataset),
+                    dataset,
+                    level,
+                    paths.results(dataset, level),
+                    run_params,
+                )
         report_flow(paths.results_root, paths.lr_root, paths.train_run, paths.reports, run_params)
     return {"profile": params.profile, "crfs": params.data.crfs, "train_run": train_run, "report": str(paths.reports)}
 
@@ -180,7 +188,9 @@ def pipeline_flow(
 def main() -> None:
     parser = stage_parser(__doc__, task_runner=True)
     parser.add_argument("--crfs", type=int, nargs="+", default=None, help="replace data.crfs for this run")
-    parser.add_argument("--root", type=Path, default=Path("."), help="project folder (dvc.yaml's paths are relative to it)")
+    parser.add_argument(
+        "--root", type=Path, default=Path("."), help="project folder (dvc.yaml's paths are relative to it)"
+    )
     parser.add_argument("--nproc", type=positive_int, default=1, help="training processes on this machine (torchrun)")
     args = parser.parse_args()
     run_stage(lambda: pipeline_flow(args.params, args.crfs, args.root, args.task_runner, args.workers, args.nproc))

@@ -1,4 +1,5 @@
 """Stage `report`: tables, plots and visual strips from every evaluation; the sweep in MLflow."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,9 +21,12 @@ def log_sweep(result_dirs: dict[tuple[str, str], Path], train_run: Path, params_
     model_run = tracking.read_train_run(train_run).get("run_id")
     return log_evaluation_mlflow(
         {key: read_results(folder) for key, folder in result_dirs.items()},
-        tracking_uri=params.mlflow.tracking_uri, experiment=params.mlflow.experiment,
-        artifact_location=params.mlflow.artifact_location, sweep_name=f"evaluate-{params.profile}",
-        model_run_id=model_run, params={"profile": params.profile, **params.evaluate.model_dump(mode="json")},
+        tracking_uri=params.mlflow.tracking_uri,
+        experiment=params.mlflow.experiment,
+        artifact_location=params.mlflow.artifact_location,
+        sweep_name=f"evaluate-{params.profile}",
+        model_run_id=model_run,
+        params={"profile": params.profile, **params.evaluate.model_dump(mode="json")},
     )
 
 
@@ -40,7 +44,9 @@ def report_flow(results: Path, bitrates: Path, train_run: Path, out: Path, param
             table = bitrates / name / layout.TEST / dataset / "bitrate.csv"
             if table.is_file():
                 bitrate_tables[(dataset, name)] = table
-    build_report(list(result_dirs.values()), out, bitrate_tables=bitrate_tables, strips_dir=results, profile=params.profile)
+    build_report(
+        list(result_dirs.values()), out, bitrate_tables=bitrate_tables, strips_dir=results, profile=params.profile
+    )
     log_sweep(result_dirs, train_run, params_file)
 
 

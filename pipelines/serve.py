@@ -11,6 +11,7 @@ flow's signature before a run is created (a CRF outside 0..51, workers < 1 and a
 runner are refused); the flows check the rest before any work. Runs execute here, in the folder
 `serve` was started from, in a subprocess each.
 """
+
 from __future__ import annotations
 
 import os
@@ -69,8 +70,12 @@ def deployments(params_file: str | os.PathLike = PARAMS_FILE, root: str | os.Pat
         pack_flow: {"hr": str(paths.hr_train), "lr": str(paths.lr_root), "dst": str(paths.lmdb)},
         train_flow: {"lmdb": str(paths.lmdb), "out": str(paths.model), "work_dir": str(paths.work_dir)},
         evaluate_flow: {"weights": str(paths.model)},
-        report_flow: {"results": str(paths.results_root), "bitrates": str(paths.lr_root),
-                      "train_run": str(paths.train_run), "out": str(paths.reports)},
+        report_flow: {
+            "results": str(paths.results_root),
+            "bitrates": str(paths.lr_root),
+            "train_run": str(paths.train_run),
+            "out": str(paths.reports),
+        },
     }
     return [
         flow.to_deployment(

@@ -7,14 +7,13 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-PARITY_DIR = ROOT.parent / "shared" / "parity"
+FIXTURES = ROOT / "tests" / "fixtures"
+PARITY_DIR = FIXTURES / "parity"
 
 
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
-    """The published code's reference outputs (../shared/parity): tests must meet them."""
-    if not PARITY_DIR.is_dir():
-        pytest.fail(f"parity fixtures not found at {PARITY_DIR}: the project expects ../shared beside it")
+    """The published code's reference outputs (tests/fixtures/parity): tests must meet them."""
     return PARITY_DIR
 
 

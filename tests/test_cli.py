@@ -1,5 +1,6 @@
 """The `ftvsr` command end to end on tiny data: every command runs the library for real, and bad
 input is one line on stderr with exit code 1."""
+
 from __future__ import annotations
 
 import shutil
@@ -18,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def ftvsr(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ftvsr.cli", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ftvsr.cli", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
@@ -41,8 +43,16 @@ def smooth_clip(frames: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.pth"
-    model = FTVSR(mid_channels=8, num_blocks=1, d_model=64, n_heads=2, ftt_channels=64, hf_once=True,
-                  zero_init_heads=True, flow="zero")
+    model = FTVSR(
+        mid_channels=8,
+        num_blocks=1,
+        d_model=64,
+        n_heads=2,
+        ftt_channels=64,
+        hf_once=True,
+        zero_init_heads=True,
+        flow="zero",
+    )
     save_model(model, path)
     return path
 
@@ -73,8 +83,10 @@ def test_bad_input_is_one_line(tmp_path):
     write_clip(tmp_path / "lr" / "clip", smooth_clip(2, 16, 16))
     assert_one_line_error(ftvsr("compress", tmp_path / "lr", tmp_path / "out", "--crf", "60"), "0..51")
     assert_one_line_error(ftvsr("degrade", tmp_path / "lr", tmp_path / "out", "--method", "nearest"), "nearest")
-    assert_one_line_error(ftvsr("upscale", tmp_path / "lr" / "clip", tmp_path / "up", "--weights",
-                                tmp_path / "nothing.pth"), "nothing.pth")
+    assert_one_line_error(
+        ftvsr("upscale", tmp_path / "lr" / "clip", tmp_path / "up", "--weights", tmp_path / "nothing.pth"),
+        "nothing.pth",
+    )
     (tmp_path / "lr" / "clip" / frame_name(5)).write_bytes(b"not a png")
     assert_one_line_error(ftvsr("pack", tmp_path / "lr", tmp_path / "x.lmdb"), frame_name(5))
     assert not (tmp_path / "x.lmdb").exists()

@@ -52,7 +52,13 @@ def test_compress_folder_layout_and_table(lr_set: Path, tmp_path: Path) -> None:
     dst = tmp_path / "crf25"
     table = compress_folder(lr_set, dst, crf=25, progress=False)
     assert sorted(p.name for p in dst.iterdir()) == [
-        TABLE_NAME, "even", "even.json", "even.mp4", "odd", "odd.json", "odd.mp4"
+        TABLE_NAME,
+        "even",
+        "even.json",
+        "even.mp4",
+        "odd",
+        "odd.json",
+        "odd.mp4",
     ]
     for clip in ("even", "odd"):
         src_names = [p.name for p in list_frames(lr_set / clip)]

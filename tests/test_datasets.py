@@ -5,6 +5,7 @@ GT made from LQ by nearest upsampling (so any crop, flip or transpose that diffe
 LQ and GT breaks `gt[y, x] == lq[y // 4, x // 4]`); channel 1 is the frame index (the
 temporal order); channel 2 of LQ encodes the compression level the frame came from.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,9 +43,12 @@ def build_sets(root, clips=("000", "001"), n_frames=6, lq_hw=(6, 7), seed=0):
 def sets(request, tmp_path):
     paths = build_sets(tmp_path)
     if request.param == "lmdb":
-        paths = {"gt": pack_lmdb(paths["gt"], tmp_path / "gt.lmdb", progress=False),
-                 "lq": {level: pack_lmdb(p, tmp_path / f"lq_{level}.lmdb", progress=False)
-                        for level, p in paths["lq"].items()}}
+        paths = {
+            "gt": pack_lmdb(paths["gt"], tmp_path / "gt.lmdb", progress=False),
+            "lq": {
+                level: pack_lmdb(p, tmp_path / f"lq_{level}.lmdb", progress=False) for level, p in paths["lq"].items()
+            },
+        }
     return paths
 
 
@@ -73,8 +77,7 @@ def check_sample(sample, num_frames, lq_patch):
 
 
 def test_train_samples_are_aligned_windows(sets):
-    data = ds.VideoSRTrainDataset(sets["gt"], sets["lq"], num_frames=4, gt_patch_size=16,
-                                  samples_per_epoch=40, seed=1)
+    data = ds.VideoSRTrainDataset(sets["gt"], sets["lq"], num_frames=4, gt_patch_size=16, samples_per_epoch=40, seed=1)
     assert len(data) == 40 and data.clips == ["000", "001"]
     seen = set()
     for i in range(len(data)):
@@ -91,8 +94,7 @@ def test_augmentations_apply_identically_to_lq_and_gt(tmp_path):
     src_lq = np.stack([ds.open_frames(paths["lq"]["raw"]).read(f"000/{i:08d}") for i in range(3)])
     src_gt = np.stack([ds.open_frames(paths["gt"]).read(f"000/{i:08d}") for i in range(3)])
     common = dict(num_frames=3, gt_patch_size=20, clips=["000"], crf_raw_prob=1.0, seed=0)
-    data = ds.VideoSRTrainDataset(paths["gt"], paths["lq"], reverse_prob=1, flip_prob=1,
-                                  transpose_prob=1, **common)
+    data = ds.VideoSRTrainDataset(paths["gt"], paths["lq"], reverse_prob=1, flip_prob=1, transpose_prob=1, **common)
     sample = data[0]
 
     def expected(x):  # reverse, horizontal flip, vertical flip, transpose
@@ -100,12 +102,12 @@ def test_augmentations_apply_identically_to_lq_and_gt(tmp_path):
 
     assert np.array_equal(as_uint8(sample["lq"]), expected(src_lq))
     assert np.array_equal(as_uint8(sample["gt"]), expected(src_gt))
-    plain = ds.VideoSRTrainDataset(paths["gt"], paths["lq"], reverse_prob=0, flip_prob=0,
-                                   transpose_prob=0, **common)[0]
+    plain = ds.VideoSRTrainDataset(paths["gt"], paths["lq"], reverse_prob=0, flip_prob=0, transpose_prob=0, **common)[0]
     assert np.array_equal(as_uint8(plain["lq"]), src_lq) and np.array_equal(as_uint8(plain["gt"]), src_gt)
     # Each augmentation alone hits about half the samples, and LQ/GT stay aligned throughout.
-    data = ds.VideoSRTrainDataset(paths["gt"], paths["lq"], num_frames=3, gt_patch_size=20,
-                                  crf_raw_prob=1.0, samples_per_epoch=200, seed=5)
+    data = ds.VideoSRTrainDataset(
+        paths["gt"], paths["lq"], num_frames=3, gt_patch_size=20, crf_raw_prob=1.0, samples_per_epoch=200, seed=5
+    )
     flipped = 0
     for i in range(len(data)):
         sample = data[i]
@@ -129,8 +131,9 @@ def test_published_crf_mix_frequencies():
 
 def test_crf_mix_through_the_dataset(tmp_path):
     paths = build_sets(tmp_path, clips=("000",), n_frames=2, lq_hw=(1, 1))
-    data = ds.VideoSRTrainDataset(paths["gt"], paths["lq"], num_frames=1, gt_patch_size=4,
-                                  samples_per_epoch=1600, seed=3)
+    data = ds.VideoSRTrainDataset(
+        paths["gt"], paths["lq"], num_frames=1, gt_patch_size=4, samples_per_epoch=1600, seed=3
+    )
     counts = {}
     for i in range(len(data)):
         sample = data[i]
@@ -142,9 +145,17 @@ def test_crf_mix_through_the_dataset(tmp_path):
 
 def test_crf_per_frame_and_mirroring(tmp_path):
     paths = build_sets(tmp_path, clips=("000",), n_frames=7, lq_hw=(2, 2))
-    data = ds.VideoSRTrainDataset(paths["gt"], paths["lq"], num_frames=7, gt_patch_size=8,
-                                  crf_per_frame=True, reverse_prob=0, mirror_passes=2,
-                                  samples_per_epoch=30, seed=0)
+    data = ds.VideoSRTrainDataset(
+        paths["gt"],
+        paths["lq"],
+        num_frames=7,
+        gt_patch_size=8,
+        crf_per_frame=True,
+        reverse_prob=0,
+        mirror_passes=2,
+        samples_per_epoch=30,
+        seed=0,
+    )
     mixed = 0
     for i in range(len(data)):
         sample = data[i]
@@ -173,6 +184,7 @@ def test_levels_must_exist_and_clips_must_match(tmp_path):
     with pytest.raises(FTVSRError, match="'002' is not in the GT"):
         ds.VideoSRTrainDataset(paths["gt"], paths["lq"], 4, 16, clips=["002"])
     import shutil
+
     shutil.rmtree(paths["lq"][25] / "001")
     with pytest.raises(FTVSRError, match="'001' is missing from the LQ source for 25"):
         ds.VideoSRTrainDataset(paths["gt"], paths["lq"], 4, 16)
@@ -187,8 +199,9 @@ def test_scale_mismatch_is_reported(tmp_path):
 
 def test_determinism_with_a_seed(sets):
     def run(seed, epoch=0):
-        data = ds.VideoSRTrainDataset(sets["gt"], sets["lq"], num_frames=3, gt_patch_size=8,
-                                      samples_per_epoch=6, seed=seed)
+        data = ds.VideoSRTrainDataset(
+            sets["gt"], sets["lq"], num_frames=3, gt_patch_size=8, samples_per_epoch=6, seed=seed
+        )
         data.set_epoch(epoch)
         return [data[i] for i in range(6)]
 
@@ -265,15 +278,15 @@ def test_vimeo90k_train_dataset(tmp_path):
     keys = ["00001/0001", "00001/0266"]
     paths = build_sets(tmp_path, clips=[ds.vimeo_clip_name(k) for k in keys], n_frames=7, lq_hw=(4, 4))
     (tmp_path / "sep_trainlist.txt").write_text("00001/0001\n00001/0266 (256,448,3)\n\n")
-    data = ds.vimeo90k_train_dataset(paths["gt"], paths["lq"], tmp_path / "sep_trainlist.txt",
-                                     gt_patch_size=16, seed=0)
+    data = ds.vimeo90k_train_dataset(paths["gt"], paths["lq"], tmp_path / "sep_trainlist.txt", gt_patch_size=16, seed=0)
     assert data.clips == ["00001_0001", "00001_0266"]
     assert (data.num_frames, data.reverse_prob, data.mirror_passes, data.crf_per_frame) == (7, 0.0, 2, False)
     sample = data[1]
     assert sample["lq"].shape == (28, 3, 4, 4) and sample["gt"].shape == (28, 3, 16, 16)
     assert "," not in sample["crf"]
-    published = ds.vimeo90k_train_dataset(paths["gt"], paths["lq"], tmp_path / "sep_trainlist.txt",
-                                          gt_patch_size=16, crf_per_frame=True, seed=0)
+    published = ds.vimeo90k_train_dataset(
+        paths["gt"], paths["lq"], tmp_path / "sep_trainlist.txt", gt_patch_size=16, crf_per_frame=True, seed=0
+    )
     assert len(published[0]["crf"].split(",")) == 28
     (tmp_path / "empty.txt").write_text("\n")
     with pytest.raises(FTVSRError, match="names no clips"):

@@ -1,4 +1,5 @@
 """Downloads against a real HTTP server on 127.0.0.1 (Range support, cut transfers, 404, 503)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -264,11 +265,14 @@ def test_extract_refuses_zip_slip(tmp_path, name):
     assert not (tmp_path / "deep").exists()  # checked before anything is written
 
 
-@pytest.mark.parametrize("entry", [
-    ("d/escape", None, "../../outside", "sym"),
-    ("escape", None, "/etc/passwd", "sym"),
-    ("d/hard", None, "../outside", "hard"),
-])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        ("d/escape", None, "../../outside", "sym"),
+        ("escape", None, "/etc/passwd", "sym"),
+        ("d/hard", None, "../outside", "hard"),
+    ],
+)
 def test_extract_refuses_links_out_of_the_tree(tmp_path, entry):
     t = tmp_path / "links.tar"
     t.write_bytes(tar_bytes([("d/f.txt", b"f", None, "file"), entry], mode="w"))
@@ -304,8 +308,11 @@ def fake_reds_archives() -> dict[str, bytes]:
     for split in ("train", "val"):
         for lr in (False, True):
             inner = f"{split}/{split}_sharp" + ("_bicubic/X4" if lr else "")
-            entries = {f"{inner}/{clip}/{frame:08d}.png": png(10 * int(clip) + frame)
-                       for clip in ("000", "001") for frame in range(2)}
+            entries = {
+                f"{inner}/{clip}/{frame:08d}.png": png(10 * int(clip) + frame)
+                for clip in ("000", "001")
+                for frame in range(2)
+            }
             name = f"{split}_sharp" + ("_bicubic" if lr else "") + ".zip"
             out[f"/REDS/{name}"] = zip_bytes(entries)
     return out
@@ -323,8 +330,9 @@ def test_fetch_dataset_reds_end_to_end(server, tmp_path, monkeypatch):
     # val clip 001 became 241 and kept its frames
     assert np.asarray(Image.open(root / "REDS/train/train_sharp/241/00000001.png"))[0, 0, 0] == 11
     lock = json.loads((root / "checksums.json").read_text())
-    assert set(lock) == {f"REDS/{n}" for n in ("train_sharp.zip", "val_sharp.zip",
-                                               "train_sharp_bicubic.zip", "val_sharp_bicubic.zip")}
+    assert set(lock) == {
+        f"REDS/{n}" for n in ("train_sharp.zip", "val_sharp.zip", "train_sharp_bicubic.zip", "val_sharp_bicubic.zip")
+    }
     assert lock["REDS/val_sharp.zip"]["sha256"] == sha(server.files["/REDS/val_sharp.zip"])
     assert lock["REDS/val_sharp.zip"]["url"] == sources.REDS.part("val_sharp").url
     assert not (root / ".staging").exists()
@@ -356,8 +364,9 @@ def test_fetch_dataset_failure_leaves_no_half_built_set(server, tmp_path):
 
 
 def test_fetch_dataset_vimeo_layout_and_file_parts(server, tmp_path):
-    entries = {f"vimeo_septuplet/sequences/00001/{sub}/im{i}.png": png(i)
-               for sub in ("0001", "0266") for i in range(1, 8)}
+    entries = {
+        f"vimeo_septuplet/sequences/00001/{sub}/im{i}.png": png(i) for sub in ("0001", "0266") for i in range(1, 8)
+    }
     entries["vimeo_septuplet/sep_trainlist.txt"] = b"00001/0001\n00001/0266\n"
     entries["vimeo_septuplet/sep_testlist.txt"] = b""
     server.files["/vimeo90k/vimeo_septuplet.zip"] = zip_bytes(entries)

@@ -118,8 +118,9 @@ def test_vid4_defaults_to_y_channel(small_set):
 def test_published_protocol_reds4(tmp_path):
     lq_dir, gt_dir = make_set(tmp_path, {"000": 27, "011": 26})
     model = GlobalMeanUpsampler()
-    df = evaluate_set(lq_dir, gt_dir, model=model, dataset="REDS4", crf="crf25", protocol="published",
-                      start_frame=1, progress=False)
+    df = evaluate_set(
+        lq_dir, gt_dir, model=model, dataset="REDS4", crf="crf25", protocol="published", start_frame=1, progress=False
+    )
     # 2x2 crops named <clip>_<i>_<j>, 25 frames each starting at the start index
     assert sorted(df["clip"].unique()) == [f"{c}_{i}_{j}" for c in ("000", "011") for i in (0, 1) for j in (0, 1)]
     for _, rows in df.groupby(["method", "clip"]):
@@ -143,8 +144,9 @@ def test_published_protocol_reds4(tmp_path):
 
 def test_published_protocol_vid4_all_frames_on_y(tmp_path):
     lq_dir, gt_dir = make_set(tmp_path, {"calendar": 3, "city": 4})
-    df = evaluate_set(lq_dir, gt_dir, methods=("bicubic",), dataset="Vid4", crf="raw", protocol="published",
-                      progress=False)
+    df = evaluate_set(
+        lq_dir, gt_dir, methods=("bicubic",), dataset="Vid4", crf="raw", protocol="published", progress=False
+    )
     assert df.groupby("clip").size().to_dict() == {
         **{f"calendar_{i}_{j}": 3 for i in (0, 1) for j in (0, 1)},
         **{f"city_{i}_{j}": 4 for i in (0, 1) for j in (0, 1)},
@@ -220,8 +222,9 @@ def test_prediction_of_wrong_length(small_set, monkeypatch):
     real = ftvsr.inference.super_resolve
     monkeypatch.setattr(ftvsr.inference, "super_resolve", lambda model, frames, **kw: real(model, frames, **kw)[:-1])
     with pytest.raises(FTVSRError, match=r"ftvsr output for 000 has shape \(2, 32, 48, 3\) .* has \(3, 32, 48, 3\)"):
-        evaluate_set(*small_set, model=GlobalMeanUpsampler(), methods=("ftvsr",), dataset="s", crf="raw",
-                     progress=False)
+        evaluate_set(
+            *small_set, model=GlobalMeanUpsampler(), methods=("ftvsr",), dataset="s", crf="raw", progress=False
+        )
 
 
 # --------------------------------------------------------------------------- saved frames
@@ -230,21 +233,44 @@ def test_prediction_of_wrong_length(small_set, monkeypatch):
 def test_save_frames_for_strips(tmp_path):
     lq_dir, gt_dir = make_set(tmp_path, {"000": 25, "011": 25})
     out = tmp_path / "strips" / "REDS4" / "crf25"
-    evaluate_set(lq_dir, gt_dir, model=GlobalMeanUpsampler(), dataset="REDS4", crf="crf25", protocol="published",
-                 save_frames_dir=out, save_frame_index=3, progress=False)
+    evaluate_set(
+        lq_dir,
+        gt_dir,
+        model=GlobalMeanUpsampler(),
+        dataset="REDS4",
+        crf="crf25",
+        protocol="published",
+        save_frames_dir=out,
+        save_frame_index=3,
+        progress=False,
+    )
     for clip in ("000", "011"):
         files = sorted(p.name for p in (out / clip).iterdir())
         assert files == ["bicubic.png", "ftvsr.png", "gt.png", "info.json", "lr.png"]
         info = json.loads((out / clip / "info.json").read_text())
-        assert info == {"dataset": "REDS4", "crf": "crf25", "protocol": "published", "clip": clip, "frame": 3,
-                        "frame_name": "00000003.png"}
+        assert info == {
+            "dataset": "REDS4",
+            "crf": "crf25",
+            "protocol": "published",
+            "clip": clip,
+            "frame": 3,
+            "frame_name": "00000003.png",
+        }
         # crops are stitched back into whole frames
         assert read_frame(out / clip / "ftvsr.png").shape == (32, 48, 3)
         np.testing.assert_array_equal(read_frame(out / clip / "gt.png"), read_frame(gt_dir / clip / "00000003.png"))
         np.testing.assert_array_equal(read_frame(out / clip / "lr.png"), read_frame(lq_dir / clip / "00000003.png"))
     # an index past a clip's end shows its last frame (a display choice, not an error)
-    evaluate_set(lq_dir, gt_dir, methods=("bicubic",), dataset="s", crf="raw", save_frames_dir=tmp_path / "late",
-                 save_frame_index=30, progress=False)
+    evaluate_set(
+        lq_dir,
+        gt_dir,
+        methods=("bicubic",),
+        dataset="s",
+        crf="raw",
+        save_frames_dir=tmp_path / "late",
+        save_frame_index=30,
+        progress=False,
+    )
     last = sorted(p.name for p in (gt_dir / "000").iterdir())[-1]
     assert json.loads((tmp_path / "late" / "000" / "info.json").read_text())["frame_name"] == last
 
@@ -257,12 +283,14 @@ def _frames(rows):
 
 
 def test_summary_weights_clips_equally():
-    df = _frames([
-        ("d", "raw", "full", "ftvsr", "a", "a", 0, 10.0, 0.5),
-        ("d", "raw", "full", "ftvsr", "b", "b", 0, 20.0, 0.7),
-        ("d", "raw", "full", "ftvsr", "b", "b", 1, 20.0, 0.7),
-        ("d", "raw", "full", "ftvsr", "b", "b", 2, 20.0, 0.7),
-    ])
+    df = _frames(
+        [
+            ("d", "raw", "full", "ftvsr", "a", "a", 0, 10.0, 0.5),
+            ("d", "raw", "full", "ftvsr", "b", "b", 0, 20.0, 0.7),
+            ("d", "raw", "full", "ftvsr", "b", "b", 1, 20.0, 0.7),
+            ("d", "raw", "full", "ftvsr", "b", "b", 2, 20.0, 0.7),
+        ]
+    )
     summary = summarize(df)
     overall = summary[summary["clip"] == ALL_CLIPS].iloc[0]
     assert overall["psnr"] == pytest.approx(15.0) and overall["ssim"] == pytest.approx(0.6)
@@ -315,11 +343,19 @@ def test_log_evaluation_mlflow_and_compare(tmp_path):
     client = MlflowClient(uri)
     exp = client.create_experiment("train", artifact_location=str(tmp_path / "artifacts"))
     training_run = client.create_run(exp, run_name="train-small").info.run_id
-    results = {("REDS4", "crf15"): _fake_results("REDS4", "crf15", 28.0),
-               ("REDS4", "crf35"): _fake_results("REDS4", "crf35", 26.0)}
-    parent = log_evaluation_mlflow(results, tracking_uri=uri, experiment="eval", sweep_name="sweep-1",
-                                   model_run_id=training_run, params={"evaluate": {"protocol": "full"}},
-                                   artifact_location=str(tmp_path / "artifacts"))
+    results = {
+        ("REDS4", "crf15"): _fake_results("REDS4", "crf15", 28.0),
+        ("REDS4", "crf35"): _fake_results("REDS4", "crf35", 26.0),
+    }
+    parent = log_evaluation_mlflow(
+        results,
+        tracking_uri=uri,
+        experiment="eval",
+        sweep_name="sweep-1",
+        model_run_id=training_run,
+        params={"evaluate": {"protocol": "full"}},
+        artifact_location=str(tmp_path / "artifacts"),
+    )
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
@@ -359,8 +395,16 @@ def test_compare_checkpoints(tmp_path):
     torch.manual_seed(0)
     paths = []
     for name, zero in (("zero_heads", True), ("random_heads", False)):
-        model = FTVSR(mid_channels=4, num_blocks=1, d_model=64, n_heads=1, ftt_channels=64, flow="zero",
-                      hf_once=True, zero_init_heads=zero)
+        model = FTVSR(
+            mid_channels=4,
+            num_blocks=1,
+            d_model=64,
+            n_heads=1,
+            ftt_channels=64,
+            flow="zero",
+            hf_once=True,
+            zero_init_heads=zero,
+        )
         paths.append(save_model(model, tmp_path / f"{name}.pt"))
     table = compare_models(paths, [EvalSet("sample", "raw", lq_dir, gt_dir)])
     assert list(table["model"]) == ["zero_heads", "random_heads"]

@@ -1,6 +1,7 @@
 """The stage flows under Prefect (a temporary API: `prefect_test_harness`) on tiny frame folders:
 one named task per clip, the cache and the files on disk, retries for transient errors only,
 resuming, parameters rejected before any work, and dvc.yaml's paths mirrored by `stage_paths`."""
+
 from __future__ import annotations
 
 import hashlib
@@ -143,7 +144,9 @@ def test_transient_error_is_retried_then_named_and_a_rerun_finishes_only_what_wa
         shutil.rmtree(project["lr"] / name)
     blocker = project["lr"] / "train" / "b"
     blocker.write_text("in the way")
-    monkeypatch.setattr(pipelines.degrade, "degrade_clip", pipelines.degrade.degrade_clip.with_options(retry_delay_seconds=0))
+    monkeypatch.setattr(
+        pipelines.degrade, "degrade_clip", pipelines.degrade.degrade_clip.with_options(retry_delay_seconds=0)
+    )
 
     state = degrade_flow(project["hr"], project["lr"], project["params"], workers=1, return_state=True)
     assert state.is_failed()
@@ -189,20 +192,24 @@ def test_compress_runs_per_clip_tasks_and_writes_each_sets_bitrate_table(project
 def test_processes_task_runner_gives_the_same_frames(project, tmp_path):
     threads = tmp_path / "threads"
     degrade_flow(project["hr"], threads, project["params"], task_runner="threads", workers=2)
-    state = degrade_flow(project["hr"], project["lr"], project["params"], task_runner="processes", workers=2,
-                         return_state=True)
+    state = degrade_flow(
+        project["hr"], project["lr"], project["params"], task_runner="processes", workers=2, return_state=True
+    )
     assert state.is_completed()
     assert set(_task_runs(state, expected=4)) == {f"degrade {name}" for name in _clip_names()}
     for name in _clip_names():
         np.testing.assert_array_equal(read_clip(project["lr"] / name), read_clip(threads / name))
 
 
-@pytest.mark.parametrize("parameters, error", [
-    ({"workers": 0}, ParameterTypeError),
-    ({"task_runner": "gpu"}, ParameterTypeError),
-    ({"src_missing": True}, FTVSRError),
-    ({"bad_params": True}, FTVSRError),
-])
+@pytest.mark.parametrize(
+    "parameters, error",
+    [
+        ({"workers": 0}, ParameterTypeError),
+        ({"task_runner": "gpu"}, ParameterTypeError),
+        ({"src_missing": True}, FTVSRError),
+        ({"bad_params": True}, FTVSRError),
+    ],
+)
 def test_invalid_parameters_are_rejected_before_any_work(project, parameters, error):
     src, params_file = project["hr"], project["params"]
     if parameters.pop("src_missing", False):
@@ -257,19 +264,33 @@ def test_stage_paths_agree_with_dvc_yaml():
         "compress": {"--src": p.lr_raw, "--dst": p.lr(crf)},
         "pack": {"--hr": p.hr_train, "--lr": p.lr_root, "--dst": p.lmdb},
         "train": {"--lmdb": p.lmdb, "--out": p.model, "--work-dir": p.work_dir},
-        "evaluate": {"--weights": p.model, "--lr": p.eval_lr(dataset, level), "--gt": p.eval_gt(dataset),
-                     "--out": p.results(dataset, level)},
-        "report": {"--results": p.results_root, "--bitrates": p.lr_root, "--train-run": p.train_run,
-                   "--out": p.reports},
+        "evaluate": {
+            "--weights": p.model,
+            "--lr": p.eval_lr(dataset, level),
+            "--gt": p.eval_gt(dataset),
+            "--out": p.results(dataset, level),
+        },
+        "report": {
+            "--results": p.results_root,
+            "--bitrates": p.lr_root,
+            "--train-run": p.train_run,
+            "--out": p.reports,
+        },
     }
     not_paths = {"--crf", "--dataset", "--level"}
     for name, stage in stages.items():
         command = stage.get("do", stage)["cmd"]
-        for variable, value in {"${profile}": "PROFILE", "${item.dataset}": dataset, "${item.level}": level,
-                                "${item}": crf}.items():
+        for variable, value in {
+            "${profile}": "PROFILE",
+            "${item.dataset}": dataset,
+            "${item.level}": level,
+            "${item}": crf,
+        }.items():
             command = command.replace(variable, value)
         words = shlex.split(command)
-        options = {word: Path(words[i + 1]) for i, word in enumerate(words) if word.startswith("--") and word not in not_paths}
+        options = {
+            word: Path(words[i + 1]) for i, word in enumerate(words) if word.startswith("--") and word not in not_paths
+        }
         assert options == expected[name], name
     train_outs = [next(iter(o)) if isinstance(o, dict) else o for o in stages["train"]["outs"]]
     assert Path(train_outs[1].replace("${profile}", "PROFILE")) == p.train_run
@@ -298,17 +319,31 @@ def test_paper_fetch_downloads_and_arranges_reds4_vid4_and_spynet(tmp_path, monk
     server = FileServer()
     server.thread.start()
     try:
-        train = {f"train/train_sharp/{clip}/{i:08d}.png": png(int(clip) + i)
-                 for clip in ("000", "001", "011", "015", "020") for i in range(2)}
+        train = {
+            f"train/train_sharp/{clip}/{i:08d}.png": png(int(clip) + i)
+            for clip in ("000", "001", "011", "015", "020")
+            for i in range(2)
+        }
         server.files["/REDS/train_sharp.zip"] = zip_bytes(train)
         server.files["/REDS/val_sharp.zip"] = zip_bytes({"val/val_sharp/000/00000000.png": png(7)})
-        server.files["/Vid4/Vid4.zip"] = zip_bytes({f"Vid4/GT/{clip}/{i:08d}.png": png(i)
-                                                    for clip in ("calendar", "walk") for i in range(3)})
+        server.files["/Vid4/Vid4.zip"] = zip_bytes(
+            {f"Vid4/GT/{clip}/{i:08d}.png": png(i) for clip in ("calendar", "walk") for i in range(3)}
+        )
         weights = b"pretrained spynet"
         server.files["/spynet/spynet_20210409-c6c1bd09.pth"] = weights
-        spynet = sources.DatasetSource("spynet", "", (sources.Part(
-            "weights", sources.SPYNET.parts[0].url, sources.SPYNET.parts[0].dest, "file",
-            sha256=hashlib.sha256(weights).hexdigest()),))
+        spynet = sources.DatasetSource(
+            "spynet",
+            "",
+            (
+                sources.Part(
+                    "weights",
+                    sources.SPYNET.parts[0].url,
+                    sources.SPYNET.parts[0].dest,
+                    "file",
+                    sha256=hashlib.sha256(weights).hexdigest(),
+                ),
+            ),
+        )
         monkeypatch.setitem(sources.SOURCES, "spynet", spynet)  # the real digest cannot match test bytes
         monkeypatch.setenv(sources.MIRROR_ENV, server.base)
         hr, downloads = tmp_path / "hr", tmp_path / "downloads"

@@ -34,7 +34,9 @@ def test_write_and_read_clip_roundtrip(tmp_path: Path) -> None:
     frames = _frames()
     write_clip(tmp_path / "set" / "clipA", frames)
     paths = list_frames(tmp_path / "set" / "clipA")
-    assert [p.name for p in paths] == [frame_name(i) for i in range(3)] == ["00000000.png", "00000001.png", "00000002.png"]
+    assert (
+        [p.name for p in paths] == [frame_name(i) for i in range(3)] == ["00000000.png", "00000001.png", "00000002.png"]
+    )
     clip = read_clip(tmp_path / "set" / "clipA")
     assert clip.dtype == np.uint8 and clip.shape == (3, 10, 14, 3)
     np.testing.assert_array_equal(clip, frames)

@@ -8,7 +8,6 @@ import pytest
 from ftvsr.data.imresize import contributions, cubic, imresize, output_size
 from ftvsr.errors import FTVSRError
 
-
 # -- a direct, loop-by-loop reading of MATLAB's imresize, to check the vectorised one against --
 
 
@@ -103,8 +102,13 @@ def test_agrees_with_direct_reference_float(shape: tuple[int, int], out_shape: t
     np.testing.assert_allclose(imresize(img, output_shape=out_shape), _reference(img, *out_shape), atol=1e-12)
 
 
-@pytest.mark.parametrize(("shape", "scale", "out_shape"), [((16, 20), 0.25, None), ((7, 9), 4, None), ((10, 10), 0.5, None), ((7, 9), None, (28, 5))])
-def test_agrees_with_direct_reference_uint8(shape: tuple[int, int], scale: float | None, out_shape: tuple[int, int] | None) -> None:
+@pytest.mark.parametrize(
+    ("shape", "scale", "out_shape"),
+    [((16, 20), 0.25, None), ((7, 9), 4, None), ((10, 10), 0.5, None), ((7, 9), None, (28, 5))],
+)
+def test_agrees_with_direct_reference_uint8(
+    shape: tuple[int, int], scale: float | None, out_shape: tuple[int, int] | None
+) -> None:
     # uint8 is rounded after each dimension, so the order (smaller scale first) shows here
     img = np.random.default_rng(2).integers(0, 256, (*shape, 3), dtype=np.uint8)
     out = imresize(img, scale, output_shape=out_shape)

@@ -1,4 +1,5 @@
 """super_resolve: uint8 in, uint8 out; whole clip, temporal chunks, spatial tiles."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,8 +66,11 @@ def test_chunks_and_tiles_reproduce_a_local_model_exactly(frames):
     # zero heads + hf_once: the output is the bilinear base, so only the plumbing can differ
     model = tiny_model(zero_init_heads=True, hf_once=True)
     whole = super_resolve(model, frames)
-    for options in (dict(chunk=3, chunk_overlap=1), dict(tile=16, tile_overlap=6),
-                    dict(chunk=4, chunk_overlap=2, tile=15, tile_overlap=4)):
+    for options in (
+        dict(chunk=3, chunk_overlap=1),
+        dict(tile=16, tile_overlap=6),
+        dict(chunk=4, chunk_overlap=2, tile=15, tile_overlap=4),
+    ):
         part = super_resolve(model, frames, **options)
         assert part.shape == whole.shape
         assert np.abs(part.astype(int) - whole.astype(int)).max() <= 1, options
@@ -77,8 +81,11 @@ def test_chunks_and_tiles_stay_close_on_a_random_model(frames):
     model = tiny_model()
     whole = super_resolve(model, frames)
     unrelated = mean_abs(super_resolve(tiny_model(seed=1), frames), whole)
-    for options in (dict(chunk=4, chunk_overlap=2), dict(tile=16, tile_overlap=8),
-                    dict(chunk=4, chunk_overlap=2, tile=16, tile_overlap=8)):
+    for options in (
+        dict(chunk=4, chunk_overlap=2),
+        dict(tile=16, tile_overlap=8),
+        dict(chunk=4, chunk_overlap=2, tile=16, tile_overlap=8),
+    ):
         part = super_resolve(model, frames, **options)
         assert part.shape == whole.shape and part.dtype == np.uint8
         assert mean_abs(part, whole) < min(3.0, unrelated / 4), options
@@ -92,11 +99,14 @@ def test_bfloat16_autocast_and_progress(frames):
     assert mean_abs(reduced, full) < 2.0
 
 
-@pytest.mark.parametrize("bad, words", [
-    (np.zeros((2, 32, 40, 3), np.float32), "uint8 RGB frames"),
-    (np.zeros((32, 40, 3), np.uint8), "uint8 RGB frames"),
-    (np.zeros((0, 32, 40, 3), np.uint8), "empty clip"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        (np.zeros((2, 32, 40, 3), np.float32), "uint8 RGB frames"),
+        (np.zeros((32, 40, 3), np.uint8), "uint8 RGB frames"),
+        (np.zeros((0, 32, 40, 3), np.uint8), "empty clip"),
+    ],
+)
 def test_bad_frames(bad, words):
     with pytest.raises(FTVSRError, match=words):
         super_resolve(tiny_model(), bad)

@@ -1,4 +1,5 @@
 """LMDB packing in BasicSR's layout, lazy per-process reading, and clear errors."""
+
 from __future__ import annotations
 
 import io
@@ -154,7 +155,9 @@ def test_meta_info_parsing(tmp_path):
     meta.write_text("000/00000000.png (720,1280,3) 1\n00001/0266/im1 (256,448,3) 3\n\n")
     entries = parse_meta_info(meta)
     assert [(e.clip, e.frame, e.shape, e.compress_level) for e in entries] == [
-        ("000", "00000000", (720, 1280, 3), 1), ("00001/0266", "im1", (256, 448, 3), 3)]
+        ("000", "00000000", (720, 1280, 3), 1),
+        ("00001/0266", "im1", (256, 448, 3), 3),
+    ]
     meta.write_text("000/00000000.png (720,1280,3) 1\nbroken line\n")
     with pytest.raises(FTVSRError, match="meta_info.txt:2"):
         parse_meta_info(meta)

@@ -1,4 +1,5 @@
 """Charbonnier loss as mmedit computes it: mean(sqrt((pred - target)^2 + eps)), eps 1e-12."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,7 +35,7 @@ def test_gradient_is_the_normalised_difference():
     target = torch.tensor([0.5, 0.25, 0.0], dtype=torch.float64)
     charbonnier_loss(pred, target, eps=1e-12).backward()
     diff = (pred - target).detach()
-    torch.testing.assert_close(pred.grad, diff / torch.sqrt(diff ** 2 + 1e-12) / 3)
+    torch.testing.assert_close(pred.grad, diff / torch.sqrt(diff**2 + 1e-12) / 3)
 
 
 def test_bad_arguments():

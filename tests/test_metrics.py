@@ -47,8 +47,9 @@ def test_ssim_equals_the_written_out_formula_on_other_sizes():
     rng = np.random.default_rng(0)
     gt = rng.integers(0, 256, (23, 31, 3), dtype=np.uint8)
     pred = np.clip(gt.astype(int) + rng.integers(-20, 21, gt.shape), 0, 255).astype(np.uint8)
-    expected_rgb = np.mean([_reference_ssim_channel(gt[..., c].astype(float), pred[..., c].astype(float))
-                            for c in range(3)])
+    expected_rgb = np.mean(
+        [_reference_ssim_channel(gt[..., c].astype(float), pred[..., c].astype(float)) for c in range(3)]
+    )
     assert ssim(gt, pred) == pytest.approx(expected_rgb, rel=1e-10)
     y = _reference_ssim_channel(rgb_to_y(gt)[2:-2, 2:-2], rgb_to_y(pred)[2:-2, 2:-2])
     assert ssim(gt, pred, crop_border=2, convert_to_y=True) == pytest.approx(y, rel=1e-10)

@@ -1,4 +1,5 @@
 """The FTVSR network: parity with the published forward, options, checkpoints, errors."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,9 +10,18 @@ import torch
 import torch.nn.functional as F
 
 from ftvsr.errors import FTVSRError
-from ftvsr.models import (FTVSR, SPyNet, load_model_weights, load_official_weights, load_spynet_weights, load_released,
-                          read_metadata, save_model)
-from ftvsr.models import onednn, winograd
+from ftvsr.models import (
+    FTVSR,
+    SPyNet,
+    load_model_weights,
+    load_official_weights,
+    load_released,
+    load_spynet_weights,
+    onednn,
+    read_metadata,
+    save_model,
+    winograd,
+)
 from ftvsr.models.ftt import dct_basis, frequency_tokens, frequency_untokens
 from ftvsr.models.ftvsr import pad_to_multiple
 
@@ -28,6 +38,7 @@ def random_clip(n=1, t=4, h=16, w=20, seed=1) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- parity with the published code
+
 
 def test_parity_with_published_forward(official, official_pth):
     model = FTVSR(**official["config"]).float().eval()
@@ -74,8 +85,14 @@ def test_published_default_configuration_size():
 
 def test_other_sizes_keep_official_names(official):
     official_names = set(official["schema"])
-    other = FTVSR(mid_channels=32, num_blocks=official["config"]["num_blocks"], keyframe_stride=5, d_model=128,
-                  n_heads=8, ftt_channels=128)
+    other = FTVSR(
+        mid_channels=32,
+        num_blocks=official["config"]["num_blocks"],
+        keyframe_stride=5,
+        d_model=128,
+        n_heads=8,
+        ftt_channels=128,
+    )
     state = other.state_dict()
     assert set(state) == official_names
     assert state["LTAM.fusion.weight"].shape == (32, 96, 3, 3)
@@ -86,6 +103,7 @@ def test_other_sizes_keep_official_names(official):
 
 
 # ---------------------------------------------------------------- behaviour
+
 
 def test_batch_of_two_equals_two_batches_of_one():
     model = tiny_model()
@@ -208,8 +226,11 @@ def test_onednn_attention_and_products_equal_plain_ops():
         x = torch.randn(2, 24, 5, 7, generator=g)
         assert torch.allclose(onednn.conv1x1(conv, x), conv(x), atol=1e-5)
         weight, bias = torch.randn(40, 24, generator=g), torch.randn(40, generator=g)
-        assert torch.allclose(onednn.linear(x.flatten(2).transpose(1, 2), weight, bias),
-                              F.linear(x.flatten(2).transpose(1, 2), weight, bias), atol=1e-5)
+        assert torch.allclose(
+            onednn.linear(x.flatten(2).transpose(1, 2), weight, bias),
+            F.linear(x.flatten(2).transpose(1, 2), weight, bias),
+            atol=1e-5,
+        )
 
 
 @needs_onednn
@@ -237,11 +258,15 @@ def test_cpu_inference_kernels_equal_the_plain_forward(monkeypatch):
 
 # ---------------------------------------------------------------- errors
 
-@pytest.mark.parametrize("shape, words", [
-    ((1, 3, 16, 20), "(n, t, 3, h, w)"),
-    ((1, 2, 1, 16, 20), "3 (RGB) channels"),
-    ((1, 2, 3, 14, 20), "at least 15 pixels"),
-])
+
+@pytest.mark.parametrize(
+    "shape, words",
+    [
+        ((1, 3, 16, 20), "(n, t, 3, h, w)"),
+        ((1, 2, 1, 16, 20), "3 (RGB) channels"),
+        ((1, 2, 3, 14, 20), "at least 15 pixels"),
+    ],
+)
 def test_bad_input_raises_clear_error(shape, words):
     with pytest.raises(FTVSRError, match=words.replace("(", r"\(").replace(")", r"\)")):
         tiny_model()(torch.rand(*shape))
@@ -259,6 +284,7 @@ def test_bad_configuration_raises():
 
 
 # ---------------------------------------------------------------- released checkpoints
+
 
 def test_official_checkpoint_with_wrong_names_lists_them(official, synth_weights, tmp_path):
     checkpoint = synth_weights.official_checkpoint(official["schema"], official["fixed"])
@@ -318,6 +344,7 @@ def test_spynet_weights_in_mmedit_naming(tmp_path):
 
 
 # ---------------------------------------------------------------- own checkpoints
+
 
 def test_save_and_rebuild_from_checkpoint(tmp_path):
     model = tiny_model(seed=5, hf_once=True, flow="zero", base_upsample="bicubic")

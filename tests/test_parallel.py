@@ -1,4 +1,5 @@
 """The per-clip process pool and the torch thread setting."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """The whole pipeline, for real: `dvc repro` in a temporary copy of the project with a tiny
 profile (real DVC, Prefect, MLflow, ffmpeg, LMDB), then a second `dvc repro` that does nothing."""
+
 from __future__ import annotations
 
 import json
@@ -19,16 +20,30 @@ pytestmark = pytest.mark.slow
 TINY = {
     "data": {
         "sample": {
-            "bigbuckbunny": {"video": "bigbuckbunny.mp4", "first_frame": 0, "num_frames": 8, "max_height": 96, "max_width": 128},
+            "bigbuckbunny": {
+                "video": "bigbuckbunny.mp4",
+                "first_frame": 0,
+                "num_frames": 8,
+                "max_height": 96,
+                "max_width": 128,
+            },
             "carphone": {"video": "carphone_pristine.mp4", "first_frame": 0, "num_frames": 6},
         },
         "crfs": [25],
         "workers": 1,
     },
     "model": {"mid_channels": 8, "num_blocks": 1, "d_model": 64, "n_heads": 2, "ftt_channels": 64},
-    "train": {"iterations": 3, "batch_size": 1, "num_frames": 3, "gt_patch_size": 64, "crf_levels": ["raw", 25],
-              "scheduler": {"name": "cosine_restart", "periods": [3], "restart_weights": [1.0], "min_lr": 1e-7},
-              "log_every": 1, "checkpoint_every": 2, "eval_every": 100},
+    "train": {
+        "iterations": 3,
+        "batch_size": 1,
+        "num_frames": 3,
+        "gt_patch_size": 64,
+        "crf_levels": ["raw", 25],
+        "scheduler": {"name": "cosine_restart", "periods": [3], "restart_weights": [1.0], "min_lr": 1e-7},
+        "log_every": 1,
+        "checkpoint_every": 2,
+        "eval_every": 100,
+    },
     "evaluate": {"levels": ["raw", 25], "strip_frame": 2},
 }
 
@@ -41,8 +56,9 @@ def _merge(base: dict, override: dict) -> dict:
 
 
 def _project_copy(dst: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.split()
     for name in files:
         if name.startswith(("data/", "models/", "results/", "reports/", "checkpoints/")):
             continue
@@ -51,25 +67,41 @@ def _project_copy(dst: Path) -> Path:
         shutil.copy2(ROOT / name, target)
     params = _merge(yaml.safe_load((ROOT / "profiles" / "sample.yaml").read_text()), TINY)
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
+    ):
         subprocess.run(command, cwd=dst, check=True)
     return dst
 
 
 def _dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               PREFECT_LOGGING_LEVEL="WARNING", PYTHONPATH=str(project))
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True,
-                          text=True, timeout=600)
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        PREFECT_LOGGING_LEVEL="WARNING",
+        PYTHONPATH=str(project),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_dvc_repro_runs_every_stage_then_nothing(tmp_path):
     project = _project_copy(tmp_path / "project")
     first = _dvc(project, "repro")
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
-    for stage in ("fetch", "degrade", "compress@25", "pack", "train", "evaluate@carphone-raw",
-                  "evaluate@carphone-25", "report"):
+    for stage in (
+        "fetch",
+        "degrade",
+        "compress@25",
+        "pack",
+        "train",
+        "evaluate@carphone-raw",
+        "evaluate@carphone-25",
+        "report",
+    ):
         assert f"Running stage '{stage}'" in first.stdout
 
     hr = sorted((project / "data/sample/hr/test/carphone/carphone").glob("*.png"))

@@ -1,5 +1,6 @@
 """Against a real Prefect server: `prefect server start` on a free port with its own PREFECT_HOME,
 `pipelines.serve.serve` in a background process, runs started through the API as the UI does."""
+
 from __future__ import annotations
 
 import os
@@ -69,8 +70,13 @@ def _wait_until(check, what: str, process: subprocess.Popen, log: Path, timeout_
 
 @pytest.fixture()
 def environment(tmp_path) -> dict[str, str]:
-    return {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_LOGGING_LEVEL": "INFO"}
+    return {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
 
 
 @pytest.fixture()
@@ -81,9 +87,19 @@ def prefect_server(tmp_path, environment):
     log = tmp_path / "server.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env={k: v for k, v in environment.items() if k != "PREFECT_API_URL"}, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(Path(sys.executable).with_name("prefect")),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env={k: v for k, v in environment.items() if k != "PREFECT_API_URL"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         _wait_until(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, "prefect server", process, log)
@@ -117,20 +133,29 @@ def test_serve_refuses_an_unreachable_server_naming_it():
         check_server("http://127.0.0.1:9/api", timeout_s=1)
 
 
-def test_prefect_server_runs_a_served_deployment_and_rejects_invalid_parameters(prefect_server, tiny_project,
-                                                                                environment, tmp_path):
+def test_prefect_server_runs_a_served_deployment_and_rejects_invalid_parameters(
+    prefect_server, tiny_project, environment, tmp_path
+):
     log = tmp_path / "serve.log"
     with log.open("w") as out:
         served = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from pipelines.serve import serve; serve(params_file=sys.argv[1], api=sys.argv[2])",
-             str(tiny_project["params"]), prefect_server],
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pipelines.serve import serve; serve(params_file=sys.argv[1], api=sys.argv[2])",
+                str(tiny_project["params"]),
+                prefect_server,
+            ],
             # No PREFECT_API_URL: `serve` passes its `api` on to the runs it starts.
-            cwd=ROOT, env={k: v for k, v in environment.items() if k != "PREFECT_API_URL"}, stdout=out,
+            cwd=ROOT,
+            env={k: v for k, v in environment.items() if k != "PREFECT_API_URL"},
+            stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
         with temporary_settings({PREFECT_API_URL: prefect_server}):
+
             def deployed() -> bool:
                 with get_client(sync_client=True) as client:
                     names = {f"degrade/{PROFILE}", f"ftvsr-pipeline/{PROFILE}", f"compress/{PROFILE}"}
@@ -139,9 +164,16 @@ def test_prefect_server_runs_a_served_deployment_and_rejects_invalid_parameters(
             _wait_until(deployed, "serve", served, log)
 
             dst = tiny_project["root"] / "lr" / "raw"
-            run = run_deployment(f"degrade/{PROFILE}", parameters={
-                "src": str(tiny_project["hr"]), "dst": str(dst), "params_file": str(tiny_project["params"]),
-            }, timeout=90, poll_interval=1)
+            run = run_deployment(
+                f"degrade/{PROFILE}",
+                parameters={
+                    "src": str(tiny_project["hr"]),
+                    "dst": str(dst),
+                    "params_file": str(tiny_project["params"]),
+                },
+                timeout=90,
+                poll_interval=1,
+            )
             assert run.state is not None and run.state.is_completed(), f"{run.state}\n{log.read_text()[-3000:]}"
             for name in ("train/a", "train/b", "test/set1/c"):
                 assert len(list_frames(dst / name)) == 3
@@ -150,16 +182,24 @@ def test_prefect_server_runs_a_served_deployment_and_rejects_invalid_parameters(
 
             # Refused by the server before a run exists: the flows' signatures are the schema.
             nowhere = tiny_project["root"] / "never"
-            for deployment, parameters in ((f"degrade/{PROFILE}", {"dst": str(nowhere), "workers": 0}),
-                                           (f"degrade/{PROFILE}", {"dst": str(nowhere), "task_runner": "gpu"}),
-                                           (f"ftvsr-pipeline/{PROFILE}", {"root": str(nowhere), "crfs": [15, 99]})):
+            for deployment, parameters in (
+                (f"degrade/{PROFILE}", {"dst": str(nowhere), "workers": 0}),
+                (f"degrade/{PROFILE}", {"dst": str(nowhere), "task_runner": "gpu"}),
+                (f"ftvsr-pipeline/{PROFILE}", {"root": str(nowhere), "crfs": [15, 99]}),
+            ):
                 with pytest.raises(PrefectHTTPStatusError, match="409"):
                     run_deployment(deployment, parameters=parameters, timeout=0)
             # Accepted by the schema, refused by the flow before any work, with its one line.
-            run = run_deployment(f"degrade/{PROFILE}", parameters={
-                "src": str(tiny_project["root"] / "missing"), "dst": str(nowhere),
-                "params_file": str(tiny_project["params"]),
-            }, timeout=90, poll_interval=1)
+            run = run_deployment(
+                f"degrade/{PROFILE}",
+                parameters={
+                    "src": str(tiny_project["root"] / "missing"),
+                    "dst": str(nowhere),
+                    "params_file": str(tiny_project["params"]),
+                },
+                timeout=90,
+                poll_interval=1,
+            )
             assert run.state is not None and run.state.is_failed()
             assert "input folder not found" in run.state.message
             assert not nowhere.exists()

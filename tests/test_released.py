@@ -1,5 +1,6 @@
 """Released checkpoints through the evaluation and the report: the small parity checkpoint in the
 library, and a published-size checkpoint through `ftvsr evaluate --released`."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,16 @@ def test_released_weights_evaluate_and_report(tmp_path, official, official_pth):
     config = dict(official["config"])
     model = load_official_weights(FTVSR(**config), official_pth).eval()
     out = tmp_path / "results" / "reds4" / "raw"
-    frames = evaluate_level(tmp_path / "reds4" / "lr" / "raw", tmp_path / "reds4" / "hr", out, model=model,
-                            dataset="reds4", crf="raw", settings=EvaluateSettings(strip_frame=1), progress=False)
+    frames = evaluate_level(
+        tmp_path / "reds4" / "lr" / "raw",
+        tmp_path / "reds4" / "hr",
+        out,
+        model=model,
+        dataset="reds4",
+        crf="raw",
+        settings=EvaluateSettings(strip_frame=1),
+        progress=False,
+    )
     assert set(frames["method"]) == {"bicubic", "ftvsr"} and len(frames) == 6
     metrics = json.loads((out / "metrics.json").read_text())
     assert np.isfinite(metrics["ftvsr"]["psnr"]) and "delta_psnr" in metrics
@@ -49,10 +58,29 @@ def test_cli_evaluates_a_published_size_checkpoint(tmp_path, synth_weights, offi
     torch.save(synth_weights.official_checkpoint(schema, official["fixed"]), path)
     _tiny_test_set(tmp_path / "set", frames=2)
     result = subprocess.run(
-        [sys.executable, "-m", "ftvsr.cli", "evaluate", "--weights", str(path), "--released", "reds",
-         "--dataset", str(tmp_path / "set"), "--crf", "raw", "--out", str(tmp_path / "results"),
-         "--report", str(tmp_path / "report")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "ftvsr.cli",
+            "evaluate",
+            "--weights",
+            str(path),
+            "--released",
+            "reds",
+            "--dataset",
+            str(tmp_path / "set"),
+            "--crf",
+            "raw",
+            "--out",
+            str(tmp_path / "results"),
+            "--report",
+            str(tmp_path / "report"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "results" / "set" / "raw" / "frames.csv").is_file()
     table = (tmp_path / "report" / "table.md").read_text()  # one command: evaluated, then tabulated

@@ -52,8 +52,17 @@ def results(tmp_path):
 def bitrates(tmp_path):
     paths = {}
     for crf, rates in (("crf25", {"000": 400.0, "011": 600.0, "bbb": 100.0, "carphone": 300.0}),):
-        table = pd.DataFrame({"clip": list(rates), "frames": 3, "width": 12, "height": 8, "crf": 25, "bytes": 1000,
-                              "bitrate_kbps": list(rates.values())})
+        table = pd.DataFrame(
+            {
+                "clip": list(rates),
+                "frames": 3,
+                "width": 12,
+                "height": 8,
+                "crf": 25,
+                "bytes": 1000,
+                "bitrate_kbps": list(rates.values()),
+            }
+        )
         paths[crf] = tmp_path / "LR" / crf / "bitrate.csv"
         paths[crf].parent.mkdir(parents=True)
         table.to_csv(paths[crf], index=False)
@@ -65,14 +74,18 @@ def strips_dir(tmp_path):
     """Frames as `evaluate_set(save_frames_dir=...)` saves them, for two CRFs; one lacks ftvsr.png."""
     rng = np.random.default_rng(0)
     root = tmp_path / "strips"
-    for dataset, crf, clip, with_ftvsr in (("REDS4", "raw", "000", True), ("REDS4", "crf25", "000", True),
-                                          ("REDS4", "crf25", "011", False)):
+    for dataset, crf, clip, with_ftvsr in (
+        ("REDS4", "raw", "000", True),
+        ("REDS4", "crf25", "000", True),
+        ("REDS4", "crf25", "011", False),
+    ):
         folder = root / dataset / crf / clip
         write_frame(folder / "lr.png", rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
         for name in ("bicubic", "gt") + (("ftvsr",) if with_ftvsr else ()):
             write_frame(folder / f"{name}.png", rng.integers(0, 256, (160, 200, 3), dtype=np.uint8))
-        (folder / "info.json").write_text(json.dumps({"dataset": dataset, "crf": crf, "protocol": "published",
-                                                       "clip": clip, "frame": 12}))
+        (folder / "info.json").write_text(
+            json.dumps({"dataset": dataset, "crf": crf, "protocol": "published", "clip": clip, "frame": 12})
+        )
     return root
 
 
@@ -85,10 +98,20 @@ def _is_png(path):
 
 def test_build_report_writes_everything(tmp_path, results, bitrates, strips_dir):
     out = tmp_path / "report"
-    written = build_report(results, out, bitrate_tables=bitrates, strips_dir=strips_dir, profile="sample",
-                           strip_crop=64)
-    expected = {"results.md", "table.md", "table.tex", "psnr_vs_crf.png", "psnr_vs_crf.csv", "rate_distortion.png",
-                "per_frame_psnr.png", "strips/strip_raw.png", "strips/strip_crf25.png"}
+    written = build_report(
+        results, out, bitrate_tables=bitrates, strips_dir=strips_dir, profile="sample", strip_crop=64
+    )
+    expected = {
+        "results.md",
+        "table.md",
+        "table.tex",
+        "psnr_vs_crf.png",
+        "psnr_vs_crf.csv",
+        "rate_distortion.png",
+        "per_frame_psnr.png",
+        "strips/strip_raw.png",
+        "strips/strip_crf25.png",
+    }
     assert {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} == expected
     assert {str(p.relative_to(out)) for p in written.values()} == expected
     for name in expected:
@@ -107,8 +130,16 @@ def test_build_report_writes_everything(tmp_path, results, bitrates, strips_dir)
 def test_paper_table_numbers_and_missing_cells(results):
     df = load_results(results)
     columns, rows, protocols = paper_table(df)
-    assert columns[:8] == [("REDS4", "raw"), ("REDS4", "crf15"), ("REDS4", "crf25"), ("REDS4", "crf35"),
-                           ("Vid4", "raw"), ("Vid4", "crf15"), ("Vid4", "crf25"), ("Vid4", "crf35")]
+    assert columns[:8] == [
+        ("REDS4", "raw"),
+        ("REDS4", "crf15"),
+        ("REDS4", "crf25"),
+        ("REDS4", "crf35"),
+        ("Vid4", "raw"),
+        ("Vid4", "crf15"),
+        ("Vid4", "crf25"),
+        ("Vid4", "crf35"),
+    ]
     assert columns[8:] == [("sample", "crf25")]
     assert protocols == {"REDS4": "published", "sample": "full"}
     at = {c: i for i, c in enumerate(columns)}
@@ -178,7 +209,8 @@ def test_published_results_are_sourced_data():
     assert lookup("REDS4", 25) is lookup("REDS4", "25") is lookup("REDS4", "crf25") is not None
     assert lookup("REDS4", "crf30") is None and lookup("Vid4", "raw", method="BasicVSR") is None
     assert {(r.dataset, r.crf) for r in PUBLISHED_RESULTS} == {
-        (d, c) for d in ("REDS4", "Vid4") for c in ("raw", "crf15", "crf25", "crf35")}
+        (d, c) for d in ("REDS4", "Vid4") for c in ("raw", "crf15", "crf25", "crf35")
+    }
     custom = (PublishedResult("Vid4", "crf25", "FTVSR", 26.0, None, "test"),)
     assert lookup("vid4", "crf25", results=custom).psnr == 26.0
 
@@ -204,8 +236,15 @@ def test_report_from_a_real_evaluation(tmp_path):
     gt = np.clip(gt * 255, 0, 255).round().astype(np.uint8)
     write_clip(tmp_path / "HR" / "carphone", gt)
     write_clip(tmp_path / "LR" / "raw" / "carphone", np.stack([imresize(f, 0.25) for f in gt]))
-    frames = evaluate_set(tmp_path / "LR" / "raw", tmp_path / "HR", methods=("bicubic",), dataset="sample", crf="raw",
-                          save_frames_dir=tmp_path / "strips" / "raw", progress=False)
+    frames = evaluate_set(
+        tmp_path / "LR" / "raw",
+        tmp_path / "HR",
+        methods=("bicubic",),
+        dataset="sample",
+        crf="raw",
+        save_frames_dir=tmp_path / "strips" / "raw",
+        progress=False,
+    )
     write_results(frames, tmp_path / "eval" / "raw")
     build_report([tmp_path / "eval" / "raw"], tmp_path / "report", strips_dir=tmp_path / "strips", profile="sample")
     with Image.open(tmp_path / "report" / "strips" / "strip_raw.png") as strip:

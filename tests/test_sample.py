@@ -59,7 +59,10 @@ def test_fetch_sample_frames_crop_and_step(tmp_path: Path) -> None:
 
 
 def test_fetch_sample_skips_complete_and_finishes_partial(tmp_path: Path) -> None:
-    clips = {"a": SampleClip("carphone_pristine", num_frames=3), "b": SampleClip("carphone_pristine", first_frame=100, step=5)}
+    clips = {
+        "a": SampleClip("carphone_pristine", num_frames=3),
+        "b": SampleClip("carphone_pristine", first_frame=100, step=5),
+    }
     assert fetch_sample(tmp_path, clips, progress=False) == {"a": 3, "b": 4}  # frames 100, 105, 110, 115
     kept = (tmp_path / "a" / "00000000.png").stat().st_mtime_ns
     (tmp_path / "b" / "00000003.png").unlink()  # an incomplete clip is redone
@@ -76,7 +79,9 @@ def test_fetch_sample_skips_complete_and_finishes_partial(tmp_path: Path) -> Non
 
 def test_fetch_sample_bad_settings_write_nothing(tmp_path: Path) -> None:
     with pytest.raises(FTVSRError, match="need more than its 120 frames"):
-        fetch_sample(tmp_path / "x", {"c": SampleClip("carphone_pristine", first_frame=100, num_frames=30)}, progress=False)
+        fetch_sample(
+            tmp_path / "x", {"c": SampleClip("carphone_pristine", first_frame=100, num_frames=30)}, progress=False
+        )
     with pytest.raises(FTVSRError, match="past its 120 frames"):
         fetch_sample(tmp_path / "x", {"c": SampleClip("carphone_pristine", first_frame=200)}, progress=False)
     with pytest.raises(FTVSRError, match="only bigbuckbunny"):

@@ -1,4 +1,5 @@
 """MLflow conventions against a real SQLite store; git and DVC versions from real repositories."""
+
 from __future__ import annotations
 
 import subprocess
@@ -37,12 +38,20 @@ def test_configure_runs_and_child_runs_in_a_sqlite_store(tmp_path, monkeypatch):
     assert tracking.configure(settings) == experiment_id  # a deleted experiment is restored
     assert mlflow.get_experiment(experiment_id).lifecycle_stage == "active"
 
-    params = tracking.flatten({"train": {"optimizer": {"lr": 2e-4, "betas": [0.9, 0.99]}, "grad_clip": None},
-                               "profile": "sample"})
-    assert params == {"train.optimizer.lr": "0.0002", "train.optimizer.betas": "[0.9, 0.99]",
-                      "train.grad_clip": "null", "profile": "sample"}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=tracking.train_run_name("sample"),
-                          tags=tracking.run_tags("train", [tmp_path / "mlflow.db"], {"profile": "sample"})) as run:
+    params = tracking.flatten(
+        {"train": {"optimizer": {"lr": 2e-4, "betas": [0.9, 0.99]}, "grad_clip": None}, "profile": "sample"}
+    )
+    assert params == {
+        "train.optimizer.lr": "0.0002",
+        "train.optimizer.betas": "[0.9, 0.99]",
+        "train.grad_clip": "null",
+        "profile": "sample",
+    }
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=tracking.train_run_name("sample"),
+        tags=tracking.run_tags("train", [tmp_path / "mlflow.db"], {"profile": "sample"}),
+    ) as run:
         mlflow.log_params({**params, **{f"many.p{i}": str(i) for i in range(150)}})  # > one batch of 100
     parent = run.info.run_id
     with tracking.start_child_run(parent, tracking.eval_run_name("vid4", 25), experiment_id, {"stage": "evaluate"}):
@@ -72,8 +81,13 @@ def test_bad_tracking_store_and_run_file(tmp_path):
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def test_git_commit_and_dirty(tmp_path):
@@ -107,8 +121,17 @@ def test_dvc_data_version_from_dvc_lock_or_a_manifest(tmp_path):
     assert tracking.dvc_data_version([data]) != by_files
     assert tracking.dvc_data_version([tmp_path / "missing"]) is None
 
-    lock = {"schema": "2.0", "stages": {"pack": {"cmd": "pack", "outs": [
-        {"path": "data/train.lmdb", "hash": "md5", "md5": "0123456789abcdef.dir", "size": 1, "nfiles": 2}]}}}
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            "pack": {
+                "cmd": "pack",
+                "outs": [
+                    {"path": "data/train.lmdb", "hash": "md5", "md5": "0123456789abcdef.dir", "size": 1, "nfiles": 2}
+                ],
+            }
+        },
+    }
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
     by_dvc = tracking.dvc_data_version([data])
     assert by_dvc.startswith("dvc-")

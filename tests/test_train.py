@@ -3,6 +3,7 @@
 Tiny configurations (mid_channels 8, one block, 64-wide frequency transformer, 3 frames of 16x16
 LR); real MLflow with a SQLite store, real LMDBs, real subprocesses and process groups.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,21 @@ from ftvsr.io.lmdb_store import pack_lmdb
 from ftvsr.losses import charbonnier_loss
 from ftvsr.models import FTVSR
 from ftvsr.params import MlflowSettings, ModelSettings, TrainSettings
-from ftvsr.train import (ClipOrder, apply_phase, cosine_restart_lr, learning_rate,
-                         list_checkpoints, load_checkpoint, loss_windows, main, part_of, setup_distributed,
-                         train, trainable_parts, wrap_model)
+from ftvsr.train import (
+    ClipOrder,
+    apply_phase,
+    cosine_restart_lr,
+    learning_rate,
+    list_checkpoints,
+    load_checkpoint,
+    loss_windows,
+    main,
+    part_of,
+    setup_distributed,
+    train,
+    trainable_parts,
+    wrap_model,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(mid_channels=8, num_blocks=1, ftt_channels=64, d_model=64, n_heads=2)
@@ -43,12 +56,22 @@ def tiny_model(**overrides) -> ModelSettings:
 
 
 def tiny_train(**overrides) -> TrainSettings:
-    settings = dict(iterations=4, batch_size=2, num_frames=3, gt_patch_size=64, crf_levels=["raw", 15],
-                    fix_iter=0, fix_ttvsr=0, log_every=1, eval_every=1000, checkpoint_every=2, threads=1,
-                    optimizer={"lr": 1e-3})
+    settings = dict(
+        iterations=4,
+        batch_size=2,
+        num_frames=3,
+        gt_patch_size=64,
+        crf_levels=["raw", 15],
+        fix_iter=0,
+        fix_ttvsr=0,
+        log_every=1,
+        eval_every=1000,
+        checkpoint_every=2,
+        threads=1,
+        optimizer={"lr": 1e-3},
+    )
     settings.update(overrides)
-    settings.setdefault("scheduler", {"periods": [settings["iterations"]], "restart_weights": [1.0],
-                                      "min_lr": 1e-7})
+    settings.setdefault("scheduler", {"periods": [settings["iterations"]], "restart_weights": [1.0], "min_lr": 1e-7})
     return TrainSettings(**settings)
 
 
@@ -92,8 +115,11 @@ def mlflow_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
 
     def settings(experiment: str) -> MlflowSettings:
-        return MlflowSettings(tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
-                              artifact_location=str(root / "artifacts"), experiment=experiment)
+        return MlflowSettings(
+            tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+            artifact_location=str(root / "artifacts"),
+            experiment=experiment,
+        )
 
     tracking.configure(settings("default"))
     return settings
@@ -111,28 +137,34 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 # ---------------------------------------------------------------- schedule
 
+
 def test_cosine_restart_lr_is_mmcv_formula_at_chosen_iterations():
     base, low = 2e-4, 1e-7
     # one period (the published 400k schedule): cos from base at 0 to min_lr at the end
     assert cosine_restart_lr(0, base, [400_000], [1.0], low) == pytest.approx(base, rel=1e-12)
     assert cosine_restart_lr(200_000, base, [400_000], [1.0], low) == pytest.approx((base + low) / 2, rel=1e-12)
     assert cosine_restart_lr(100_000, base, [400_000], [1.0], low) == pytest.approx(
-        low + 0.5 * (base - low) * (1 + math.sqrt(0.5)), rel=1e-12)
+        low + 0.5 * (base - low) * (1 + math.sqrt(0.5)), rel=1e-12
+    )
     assert cosine_restart_lr(399_999, base, [400_000], [1.0], low) == pytest.approx(
-        low + 0.5 * (base - low) * (1 + math.cos(math.pi * 399_999 / 400_000)), rel=1e-12)
+        low + 0.5 * (base - low) * (1 + math.cos(math.pi * 399_999 / 400_000)), rel=1e-12
+    )
     # restarts: each cycle starts at min_lr + weight * (base - min_lr)
     periods, weights = [10, 20], [1.0, 0.5]
     assert cosine_restart_lr(9, base, periods, weights, low) == pytest.approx(
-        low + 0.5 * (base - low) * (1 + math.cos(math.pi * 0.9)), rel=1e-12)
+        low + 0.5 * (base - low) * (1 + math.cos(math.pi * 0.9)), rel=1e-12
+    )
     assert cosine_restart_lr(10, base, periods, weights, low) == pytest.approx(low + 0.5 * (base - low), rel=1e-12)
     assert cosine_restart_lr(20, base, periods, weights, low) == pytest.approx(
-        low + 0.25 * (base - low) * (1 + math.cos(math.pi * 0.5)), rel=1e-12)
+        low + 0.25 * (base - low) * (1 + math.cos(math.pi * 0.5)), rel=1e-12
+    )
     with pytest.raises(FTVSRError, match="past the cosine schedule"):
         cosine_restart_lr(30, base, periods, weights, low)
     # SPyNet's group: base x 0.125 but the same absolute min_lr (mmcv's min_lr is not scaled)
     settings = tiny_train(iterations=30, scheduler={"periods": periods, "restart_weights": weights, "min_lr": low})
     assert learning_rate(15, base * 0.125, settings.scheduler) == pytest.approx(
-        low + 0.5 * 0.5 * (base * 0.125 - low) * (1 + math.cos(math.pi * 5 / 20)), rel=1e-12)
+        low + 0.5 * 0.5 * (base * 0.125 - low) * (1 + math.cos(math.pi * 5 / 20)), rel=1e-12
+    )
     assert learning_rate(15, base, tiny_train(scheduler={"name": "constant"}).scheduler) == base
 
 
@@ -149,16 +181,23 @@ def test_invalid_schedules_are_rejected():
 
 
 def test_learning_rates_of_a_run_follow_the_schedule(tmp_path):
-    settings = tiny_train(iterations=4, checkpoint_every=4, scheduler={"periods": [3, 3], "restart_weights": [1, .5]})
-    result = train(tiny_model(), settings, dataset=TinyClips(), out_model=tmp_path / "m.pt",
-                   work_dir=tmp_path / "work", progress=False)
+    settings = tiny_train(iterations=4, checkpoint_every=4, scheduler={"periods": [3, 3], "restart_weights": [1, 0.5]})
+    result = train(
+        tiny_model(),
+        settings,
+        dataset=TinyClips(),
+        out_model=tmp_path / "m.pt",
+        work_dir=tmp_path / "work",
+        progress=False,
+    )
     lrs = [lr for _, _, lr in _csv_rows(result.loss_csv)]
-    expected = [cosine_restart_lr(i, 1e-3, [3, 3], [1, .5], 1e-7) for i in range(4)]
+    expected = [cosine_restart_lr(i, 1e-3, [3, 3], [1, 0.5], 1e-7) for i in range(4)]
     assert lrs == pytest.approx(expected, rel=1e-6)
     assert lrs[3] == pytest.approx(1e-7 + 0.5 * (1e-3 - 1e-7), rel=1e-6)  # the restart at iteration 3
 
 
 # ---------------------------------------------------------------- phases
+
 
 def _published_requires_grad(iteration: int, fix_iter: int, fix_ttvsr: int, freeze_dct: bool) -> dict[str, bool]:
     """Replay the published TTVSR.train_step on {part: requires_grad} from a fresh model (whose DCT
@@ -199,11 +238,14 @@ def test_phases_follow_the_recipe():
     assert part_of("LTAM.fusion.weight") == "rest"
 
 
-@pytest.mark.parametrize("fix_iter,fix_ttvsr,freeze_dct", [(4, 10, True), (4, 10, False), (5, 0, False),
-                                                            (5, 0, True), (8, 3, False), (0, 0, True), (3, 3, False)])
+@pytest.mark.parametrize(
+    "fix_iter,fix_ttvsr,freeze_dct",
+    [(4, 10, True), (4, 10, False), (5, 0, False), (5, 0, True), (8, 3, False), (0, 0, True), (3, 3, False)],
+)
 def test_published_quirk_replays_the_published_train_step(fix_iter, fix_ttvsr, freeze_dct):
-    settings = tiny_train(iterations=12, fix_iter=fix_iter, fix_ttvsr=fix_ttvsr, freeze_dct=freeze_dct,
-                          published_freezing=True)
+    settings = tiny_train(
+        iterations=12, fix_iter=fix_iter, fix_ttvsr=fix_ttvsr, freeze_dct=freeze_dct, published_freezing=True
+    )
     for iteration in range(12):
         published = _published_requires_grad(iteration, fix_iter, fix_ttvsr, freeze_dct)
         assert trainable_parts(iteration, settings) == {p for p, on in published.items() if on}, iteration
@@ -234,8 +276,14 @@ def test_phases_decide_which_parameters_get_gradients():
 
 def test_training_leaves_frozen_parts_untouched(tmp_path):
     settings = tiny_train(iterations=2, fix_ttvsr=2, fix_iter=2, checkpoint_every=2)
-    result = train(tiny_model(flow="spynet"), settings, dataset=TinyClips(), out_model=tmp_path / "m.pt",
-                   work_dir=tmp_path / "work", progress=False)
+    result = train(
+        tiny_model(flow="spynet"),
+        settings,
+        dataset=TinyClips(),
+        out_model=tmp_path / "m.pt",
+        work_dir=tmp_path / "work",
+        progress=False,
+    )
     torch.manual_seed(settings.seed)  # train() builds the model right after this seed
     initial = FTVSR(**tiny_model(flow="spynet").model_dump()).state_dict()
     trained = _weights(result.model_path)
@@ -247,12 +295,19 @@ def test_training_leaves_frozen_parts_untouched(tmp_path):
 
 # ---------------------------------------------------------------- non-finite losses
 
+
 def test_nan_loss_skips_the_update_and_training_goes_on(tmp_path, caplog):
     # batch 1, two samples: index 0 (NaN) comes once per epoch of 2 iterations: at most twice in a row
     settings = tiny_train(iterations=6, batch_size=1, max_nonfinite_steps=3, checkpoint_every=6)
     with caplog.at_level(logging.WARNING, logger="ftvsr.train"):
-        result = train(tiny_model(), settings, dataset=TinyClips(n=2, nan_indices=(0,)),
-                       out_model=tmp_path / "m.pt", work_dir=tmp_path / "work", progress=False)
+        result = train(
+            tiny_model(),
+            settings,
+            dataset=TinyClips(n=2, nan_indices=(0,)),
+            out_model=tmp_path / "m.pt",
+            work_dir=tmp_path / "work",
+            progress=False,
+        )
     assert result.nonfinite_steps == 3
     assert "update skipped" in caplog.text
     losses = [loss for _, loss, _ in _csv_rows(result.loss_csv)]
@@ -266,23 +321,36 @@ def test_nan_loss_skips_the_update_and_training_goes_on(tmp_path, caplog):
 def test_nan_losses_in_a_row_stop_with_a_clear_error(tmp_path):
     settings = tiny_train(iterations=6, batch_size=1, max_nonfinite_steps=2)
     with pytest.raises(FTVSRError, match="2 iterations in a row with a non-finite loss"):
-        train(tiny_model(), settings, dataset=TinyClips(n=2, nan_indices=(0, 1)), out_model=tmp_path / "m.pt",
-              work_dir=tmp_path / "work", progress=False)
+        train(
+            tiny_model(),
+            settings,
+            dataset=TinyClips(n=2, nan_indices=(0, 1)),
+            out_model=tmp_path / "m.pt",
+            work_dir=tmp_path / "work",
+            progress=False,
+        )
     assert not (tmp_path / "m.pt").exists()
 
 
 def test_loss_windows():
-    history = [(1.0, .1), (3.0, .2), (float("nan"), .3), (5.0, .4), (7.0, .5)]
-    assert loss_windows(history, 2) == [(2, 2.0, .2), (4, 5.0, .4), (5, 7.0, .5)]
-    assert math.isnan(loss_windows([(float("inf"), .1)], 3)[0][1])
+    history = [(1.0, 0.1), (3.0, 0.2), (float("nan"), 0.3), (5.0, 0.4), (7.0, 0.5)]
+    assert loss_windows(history, 2) == [(2, 2.0, 0.2), (4, 5.0, 0.4), (5, 7.0, 0.5)]
+    assert math.isnan(loss_windows([(float("inf"), 0.1)], 3)[0][1])
 
 
 # ---------------------------------------------------------------- bad input
 
+
 def test_dataset_smaller_than_one_batch_is_an_error(tmp_path):
     with pytest.raises(FTVSRError, match="fewer than one global batch"):
-        train(tiny_model(), tiny_train(batch_size=2), dataset=TinyClips(n=1), out_model=tmp_path / "m.pt",
-              work_dir=tmp_path / "work", progress=False)
+        train(
+            tiny_model(),
+            tiny_train(batch_size=2),
+            dataset=TinyClips(n=1),
+            out_model=tmp_path / "m.pt",
+            work_dir=tmp_path / "work",
+            progress=False,
+        )
 
 
 def test_checkpoint_of_another_configuration_is_an_error(tmp_path):
@@ -302,8 +370,14 @@ def test_unwritable_resume_directory_is_an_error_before_training(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     with pytest.raises(FTVSRError, match="resume directory .* is not writable"):
-        train(tiny_model(), tiny_train(), dataset=TinyClips(), out_model=tmp_path / "m.pt",
-              work_dir=blocker / "work", progress=False)
+        train(
+            tiny_model(),
+            tiny_train(),
+            dataset=TinyClips(),
+            out_model=tmp_path / "m.pt",
+            work_dir=blocker / "work",
+            progress=False,
+        )
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -314,8 +388,14 @@ def test_read_only_resume_directory_is_an_error(tmp_path):
     (work / "checkpoints").chmod(0o500)
     try:
         with pytest.raises(FTVSRError, match="not writable"):
-            train(tiny_model(), tiny_train(), dataset=TinyClips(), out_model=tmp_path / "m.pt", work_dir=work,
-                  progress=False)
+            train(
+                tiny_model(),
+                tiny_train(),
+                dataset=TinyClips(),
+                out_model=tmp_path / "m.pt",
+                work_dir=work,
+                progress=False,
+            )
     finally:
         (work / "checkpoints").chmod(0o700)
 
@@ -343,10 +423,16 @@ def test_validation_on_a_clip_pair_and_data_independent_of_workers(tmp_path, lmd
     settings = tiny_train(iterations=2, eval_every=1, checkpoint_every=2)
     results = {}
     for workers in (0, 2):
-        results[workers] = train(tiny_model(), settings.model_copy(update={"num_workers": workers}),
-                                 gt_lmdb=gt_lmdb, lq_lmdbs=lq_lmdbs, out_model=tmp_path / f"{workers}" / "m.pt",
-                                 work_dir=tmp_path / f"{workers}" / "work", progress=False,
-                                 val=(tmp_path / "val_lq", tmp_path / "val_gt"))
+        results[workers] = train(
+            tiny_model(),
+            settings.model_copy(update={"num_workers": workers}),
+            gt_lmdb=gt_lmdb,
+            lq_lmdbs=lq_lmdbs,
+            out_model=tmp_path / f"{workers}" / "m.pt",
+            work_dir=tmp_path / f"{workers}" / "work",
+            progress=False,
+            val=(tmp_path / "val_lq", tmp_path / "val_gt"),
+        )
     assert set(results[0].val_metrics) == {"val_psnr"} and 5 < results[0].val_metrics["val_psnr"] < 40
     # samples are drawn from (seed, epoch, index), whichever process builds them
     assert results[0].loss_csv.read_text() == results[2].loss_csv.read_text()
@@ -377,29 +463,57 @@ T.train(ModelSettings(**cfg["model"]), TrainSettings(**cfg["train"]), gt_lmdb=cf
 def test_resume_after_a_kill_reproduces_the_uninterrupted_run_bitwise(tmp_path, lmdbs, mlflow_store, caplog):
     gt_lmdb, lq_lmdbs = lmdbs
     model, settings = tiny_model(), tiny_train(iterations=6, checkpoint_every=2)
-    straight = train(model, settings, gt_lmdb=gt_lmdb, lq_lmdbs=lq_lmdbs, out_model=tmp_path / "a" / "m.pt",
-                     work_dir=tmp_path / "a" / "work", progress=False)
+    straight = train(
+        model,
+        settings,
+        gt_lmdb=gt_lmdb,
+        lq_lmdbs=lq_lmdbs,
+        out_model=tmp_path / "a" / "m.pt",
+        work_dir=tmp_path / "a" / "work",
+        progress=False,
+    )
 
     # a real process, killed with SIGKILL at the start of iteration 3 (after the checkpoint of step 2)
     work, out, mlflow_settings = tmp_path / "b" / "work", tmp_path / "b" / "m.pt", mlflow_store("resume")
-    config = {"model": model.model_dump(mode="json"), "train": settings.model_dump(mode="json"), "kill_at": 3,
-              "gt": str(gt_lmdb), "lq": {str(k): str(v) for k, v in lq_lmdbs.items()}, "work": str(work),
-              "out": str(out), "mlflow": mlflow_settings.model_dump()}
+    config = {
+        "model": model.model_dump(mode="json"),
+        "train": settings.model_dump(mode="json"),
+        "kill_at": 3,
+        "gt": str(gt_lmdb),
+        "lq": {str(k): str(v) for k, v in lq_lmdbs.items()},
+        "work": str(work),
+        "out": str(out),
+        "mlflow": mlflow_settings.model_dump(),
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "killed_run.py").write_text(KILLED_RUN)
-    done = subprocess.run([sys.executable, str(tmp_path / "killed_run.py"), str(tmp_path / "config.json")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "killed_run.py"), str(tmp_path / "config.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     assert [p.name for p in list_checkpoints(work)] == ["iter_00000002.pt"]
     assert not out.exists()
     killed_run_id = load_checkpoint(work / "checkpoints" / "iter_00000002.pt")["mlflow_run_id"]
     # a newer checkpoint, truncated (as by a full disk outside the atomic write): skipped with a warning
     (work / "checkpoints" / "iter_00000004.pt").write_bytes(
-        (work / "checkpoints" / "iter_00000002.pt").read_bytes()[:5000])
+        (work / "checkpoints" / "iter_00000002.pt").read_bytes()[:5000]
+    )
 
     with caplog.at_level(logging.WARNING, logger="ftvsr.train"):
-        resumed = train(model, settings, gt_lmdb=gt_lmdb, lq_lmdbs=lq_lmdbs, out_model=out, work_dir=work,
-                        mlflow_settings=mlflow_settings, progress=False)
+        resumed = train(
+            model,
+            settings,
+            gt_lmdb=gt_lmdb,
+            lq_lmdbs=lq_lmdbs,
+            out_model=out,
+            work_dir=work,
+            mlflow_settings=mlflow_settings,
+            progress=False,
+        )
     assert "iter_00000004.pt: unreadable checkpoint" in caplog.text
     assert resumed.start_iteration == 2
     assert straight.loss_csv.read_text() == resumed.loss_csv.read_text()  # loss and lr of all 6 iterations
@@ -408,6 +522,7 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run_bitwise(tmp_path, 
 
     # the resumed process continued the killed process's MLflow run
     import mlflow
+
     assert resumed.run_id == killed_run_id == json.loads(resumed.run_file.read_text())["run_id"]
     runs = mlflow.search_runs(experiment_names=["resume"], output_format="list")
     assert [r.info.run_id for r in runs] == [killed_run_id] and runs[0].info.status == "FINISHED"
@@ -420,6 +535,7 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run_bitwise(tmp_path, 
 
 
 # ---------------------------------------------------------------- DDP
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -437,15 +553,16 @@ def _gradient_setup():
 
 
 def _ddp_gradient_worker(rank: int, world_size: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     place, created = setup_distributed("cpu")
     model, lq, gt, parts = _gradient_setup()
     net = wrap_model(model, place)
     apply_phase(model, parts)
     # rank r holds sample r of the global batch, as ClipOrder deals them
-    charbonnier_loss(net(lq[rank:rank + 1]), gt[rank:rank + 1]).backward()
+    charbonnier_loss(net(lq[rank : rank + 1]), gt[rank : rank + 1]).backward()
     torch.save({n: p.grad for n, p in model.named_parameters()}, f"{out}.{rank}")
     if created:
         dist.destroy_process_group()
@@ -460,7 +577,7 @@ def test_ddp_gradients_match_a_single_process_on_the_same_global_batch(tmp_path)
         apply_phase(model, parts)
         per_sample = {}  # what DDP computes: the mean of the per-process gradients
         for i in (0, 1):
-            charbonnier_loss(model(lq[i:i + 1]), gt[i:i + 1]).backward()
+            charbonnier_loss(model(lq[i : i + 1]), gt[i : i + 1]).backward()
             per_sample[i] = {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()}
             model.zero_grad(set_to_none=True)
         charbonnier_loss(model(lq), gt).backward()  # the global batch in one process
@@ -477,7 +594,7 @@ def test_ddp_gradients_match_a_single_process_on_the_same_global_batch(tmp_path)
         # the batch-of-2 kernels sum in another order; some tensors' gradients are small sums of
         # large cancelling terms, so compare the whole gradient: measured 1.4e-6 relative
         difference = sum(((ddp[n] - p.grad) ** 2).sum() for n, p in model.named_parameters() if p.grad is not None)
-        norm = sum((p.grad ** 2).sum() for p in model.parameters() if p.grad is not None)
+        norm = sum((p.grad**2).sum() for p in model.parameters() if p.grad is not None)
         assert math.sqrt(difference / norm) < 1e-5
     # the global batch of an iteration is the same set of samples for 1 x 2 and 2 x 1
     one = ClipOrder(10, 2, 1, 0, seed=5, start=0, end=8)
@@ -491,21 +608,55 @@ def test_ddp_torchrun_two_processes_train_as_one_process_with_the_global_batch(t
     model = tiny_model()
     per_process = tiny_train(iterations=2, batch_size=1, checkpoint_every=2)
     mlflow_settings = mlflow_store("ddp")
-    (tmp_path / "params.yaml").write_text(json.dumps({
-        "profile": "ddp-test", "model": model.model_dump(mode="json"),
-        "train": per_process.model_dump(mode="json"), "evaluate": {"datasets": []},
-        "mlflow": mlflow_settings.model_dump()}))
+    (tmp_path / "params.yaml").write_text(
+        json.dumps(
+            {
+                "profile": "ddp-test",
+                "model": model.model_dump(mode="json"),
+                "train": per_process.model_dump(mode="json"),
+                "evaluate": {"datasets": []},
+                "mlflow": mlflow_settings.model_dump(),
+            }
+        )
+    )
     out = tmp_path / "ddp" / "m.pt"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "ftvsr.train", "--params", str(tmp_path / "params.yaml"), "--gt-lmdb", str(gt_lmdb),
-               "--lq-lmdb", f"raw={lq_lmdbs['raw']}", "--lq-lmdb", f"15={lq_lmdbs[15]}",
-               "--out-model", str(out), "--work-dir", str(tmp_path / "ddp" / "work"), "--no-progress"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "ftvsr.train",
+        "--params",
+        str(tmp_path / "params.yaml"),
+        "--gt-lmdb",
+        str(gt_lmdb),
+        "--lq-lmdb",
+        f"raw={lq_lmdbs['raw']}",
+        "--lq-lmdb",
+        f"15={lq_lmdbs[15]}",
+        "--out-model",
+        str(out),
+        "--work-dir",
+        str(tmp_path / "ddp" / "work"),
+        "--no-progress",
+    ]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
-    single = train(model, per_process.model_copy(update={"batch_size": 2}), gt_lmdb=gt_lmdb, lq_lmdbs=lq_lmdbs,
-                   out_model=tmp_path / "one" / "m.pt", work_dir=tmp_path / "one" / "work", progress=False)
+    single = train(
+        model,
+        per_process.model_copy(update={"batch_size": 2}),
+        gt_lmdb=gt_lmdb,
+        lq_lmdbs=lq_lmdbs,
+        out_model=tmp_path / "one" / "m.pt",
+        work_dir=tmp_path / "one" / "work",
+        progress=False,
+    )
     ddp_rows, single_rows = _csv_rows(out.with_name("m_loss.csv")), _csv_rows(single.loss_csv)
     assert [r[0] for r in ddp_rows] == [r[0] for r in single_rows] == [1, 2]
     assert ddp_rows[0][1] == pytest.approx(single_rows[0][1], rel=1e-6)  # same samples, before any update
@@ -526,6 +677,7 @@ def test_ddp_torchrun_two_processes_train_as_one_process_with_the_global_batch(t
     assert [p.name for p in list_checkpoints(tmp_path / "ddp" / "work")] == ["iter_00000002.pt"]
     assert len(load_checkpoint(tmp_path / "ddp" / "work" / "checkpoints" / "iter_00000002.pt")["rng"]) == 2
     import mlflow
+
     mlflow.set_tracking_uri(tracking.resolve_tracking_uri(mlflow_settings.tracking_uri))
     runs = mlflow.search_runs(experiment_names=["ddp"], output_format="list")
     assert len(runs) == 1 and runs[0].data.params["world_size"] == "2"

@@ -14,6 +14,7 @@ Where hard links are impossible (another file system) the frames are copied.
 REDS4 leaves the REDS training clips unless `leak_reds4` (the published code's leak, see
 `datasets.reds_split`); Vimeo-90K trains on the clips of `sep_trainlist.txt`.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,9 +44,13 @@ def datasets_needed(source: str, test_sets: list[str]) -> list[str]:
     """The downloadable datasets (keys of `sources.SOURCES`) behind a training source and test sets."""
     unknown = sorted(set(test_sets) - set(TEST_SET_SOURCES))
     if unknown:
-        raise FTVSRError(f"test sets {unknown} cannot be prepared from downloads: known ones are {sorted(TEST_SET_SOURCES)}")
+        raise FTVSRError(
+            f"test sets {unknown} cannot be prepared from downloads: known ones are {sorted(TEST_SET_SOURCES)}"
+        )
     if source not in GT_SET_FOLDERS:
-        raise FTVSRError(f"training source {source!r} is not a downloadable dataset: use one of {sorted(GT_SET_FOLDERS)}")
+        raise FTVSRError(
+            f"training source {source!r} is not a downloadable dataset: use one of {sorted(GT_SET_FOLDERS)}"
+        )
     needed = [source] + [TEST_SET_SOURCES[name] for name in test_sets]
     return list(dict.fromkeys(needed))
 
@@ -57,8 +62,9 @@ def _vimeo_train_clips(downloads: Path) -> list[str]:
     return [sources.vimeo_clip_name(line) for line in split.read_text().splitlines() if line.strip()]
 
 
-def hr_clip_plan(source: str, test_sets: list[str], downloads: str | os.PathLike,
-                 leak_reds4: bool = False) -> dict[str, Path]:
+def hr_clip_plan(
+    source: str, test_sets: list[str], downloads: str | os.PathLike, leak_reds4: bool = False
+) -> dict[str, Path]:
     """``"<set folder>/<clip>"`` (layout of `hr/`) -> the downloaded clip folder it is made from.
 
     Raises FTVSRError naming the first downloaded folder or clip that is missing.
@@ -68,7 +74,9 @@ def hr_clip_plan(source: str, test_sets: list[str], downloads: str | os.PathLike
     def gt(dataset: str) -> tuple[Path, list[str]]:
         folder = downloads / GT_SET_FOLDERS[dataset]
         if not folder.is_dir():
-            raise FTVSRError(f"{dataset} is not downloaded: {folder} not found (run `ftvsr fetch {dataset} --root {downloads}`)")
+            raise FTVSRError(
+                f"{dataset} is not downloaded: {folder} not found (run `ftvsr fetch {dataset} --root {downloads}`)"
+            )
         return folder, list_clips(folder)
 
     datasets_needed(source, test_sets)  # names checked before any folder is read

@@ -24,6 +24,7 @@ Clips with an odd width or height are padded (last row / column repeated) to eve
 for subsampled pixel formats (yuv420p) and cropped back after decoding; the kept .mp4
 holds the padded frames, the table the clip's own size.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -29,6 +29,7 @@ from the loader's base seed, so `DataLoader(generator=...)` makes a run repeatab
 with an integer `seed`, sample `i` of epoch `e` (`set_epoch`) is a fixed function of
 `(seed, e, i)`, whatever the worker that builds it.
 """
+
 from __future__ import annotations
 
 import os
@@ -140,27 +141,31 @@ def _to_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frames.transpose(0, 3, 1, 2).copy()).float().div_(255.0)
 
 
-def _read_window(sources: Sequence[FrameSource], clip: str, frames: Sequence[str], what: str
-                 ) -> np.ndarray:
+def _read_window(sources: Sequence[FrameSource], clip: str, frames: Sequence[str], what: str) -> np.ndarray:
     """Frame `i` of `frames` from `sources[i]`, stacked into uint8 (t, h, w, 3)."""
     images = [source.read(f"{clip}/{frame}") for source, frame in zip(sources, frames)]
     first = images[0].shape
     for frame, image in zip(frames, images):
         if image.shape != first:
-            raise FTVSRError(f"{what} frame {clip}/{frame} is {image.shape[1]}x{image.shape[0]}, "
-                             f"{clip}/{frames[0]} is {first[1]}x{first[0]}: one clip, one size")
+            raise FTVSRError(
+                f"{what} frame {clip}/{frame} is {image.shape[1]}x{image.shape[0]}, "
+                f"{clip}/{frames[0]} is {first[1]}x{first[0]}: one clip, one size"
+            )
     return np.stack(images)
 
 
 def _check_scale(lq: np.ndarray, gt: np.ndarray, scale: int, clip: str) -> None:
     h, w = lq.shape[1:3]
     if gt.shape[1:3] != (h * scale, w * scale):
-        raise FTVSRError(f"clip {clip}: GT frames are {gt.shape[2]}x{gt.shape[1]}, expected "
-                         f"{scale} x the LQ {w}x{h} = {w * scale}x{h * scale}")
+        raise FTVSRError(
+            f"clip {clip}: GT frames are {gt.shape[2]}x{gt.shape[1]}, expected "
+            f"{scale} x the LQ {w}x{h} = {w * scale}x{h * scale}"
+        )
 
 
-def _paired_clips(gt: FrameSource, lq: Mapping[str, FrameSource], clips: Sequence[str] | None
-                  ) -> tuple[list[str], dict[str, list[str]]]:
+def _paired_clips(
+    gt: FrameSource, lq: Mapping[str, FrameSource], clips: Sequence[str] | None
+) -> tuple[list[str], dict[str, list[str]]]:
     """The clips to use and their frames, checked present with the same frames everywhere."""
     gt_clips = gt.clips()
     chosen = sorted(gt_clips) if clips is None else list(clips)
@@ -175,8 +180,10 @@ def _paired_clips(gt: FrameSource, lq: Mapping[str, FrameSource], clips: Sequenc
             if clip not in listing:
                 raise FTVSRError(f"clip {clip!r} is missing from the LQ source for {label} ({lq[label]!r})")
             if listing[clip] != gt_clips[clip]:
-                raise FTVSRError(f"clip {clip!r}: the LQ frames for {label} ({len(listing[clip])}) "
-                                 f"do not match the GT frames ({len(gt_clips[clip])}) by name")
+                raise FTVSRError(
+                    f"clip {clip!r}: the LQ frames for {label} ({len(listing[clip])}) "
+                    f"do not match the GT frames ({len(gt_clips[clip])}) by name"
+                )
         frames[clip] = gt_clips[clip]
     return chosen, frames
 
@@ -205,19 +212,35 @@ class VideoSRTrainDataset(Dataset):
     with `p = gt_patch_size // scale` and `t = num_frames * 2**mirror_passes`.
     """
 
-    def __init__(self, gt: str | os.PathLike | FrameSource,
-                 lq: Mapping[Level, str | os.PathLike | FrameSource], num_frames: int,
-                 gt_patch_size: int = 256, scale: int = 4, *, clips: Sequence[str] | None = None,
-                 crf_levels: Sequence[Level] = (RAW, 15, 25, 35), crf_raw_prob: float = 0.5,
-                 crf_per_frame: bool = False, reverse_prob: float = 0.5, flip_prob: float = 0.5,
-                 transpose_prob: float = 0.5, mirror_passes: int = 0,
-                 samples_per_epoch: int | None = None, seed: int | None = None):
+    def __init__(
+        self,
+        gt: str | os.PathLike | FrameSource,
+        lq: Mapping[Level, str | os.PathLike | FrameSource],
+        num_frames: int,
+        gt_patch_size: int = 256,
+        scale: int = 4,
+        *,
+        clips: Sequence[str] | None = None,
+        crf_levels: Sequence[Level] = (RAW, 15, 25, 35),
+        crf_raw_prob: float = 0.5,
+        crf_per_frame: bool = False,
+        reverse_prob: float = 0.5,
+        flip_prob: float = 0.5,
+        transpose_prob: float = 0.5,
+        mirror_passes: int = 0,
+        samples_per_epoch: int | None = None,
+        seed: int | None = None,
+    ):
         if num_frames < 1:
             raise FTVSRError(f"num_frames must be >= 1, got {num_frames}")
         if scale < 1 or gt_patch_size < scale or gt_patch_size % scale:
             raise FTVSRError(f"gt_patch_size must be a positive multiple of scale ({scale}), got {gt_patch_size}")
-        for name, p in (("crf_raw_prob", crf_raw_prob), ("reverse_prob", reverse_prob),
-                        ("flip_prob", flip_prob), ("transpose_prob", transpose_prob)):
+        for name, p in (
+            ("crf_raw_prob", crf_raw_prob),
+            ("reverse_prob", reverse_prob),
+            ("flip_prob", flip_prob),
+            ("transpose_prob", transpose_prob),
+        ):
             if not 0.0 <= p <= 1.0:
                 raise FTVSRError(f"{name} must be in [0, 1], got {p}")
         if not crf_levels and crf_raw_prob < 1.0:
@@ -232,15 +255,15 @@ class VideoSRTrainDataset(Dataset):
         needed = set(self.levels if crf_raw_prob < 1.0 else ()) | ({RAW} if crf_raw_prob > 0 else set())
         missing = sorted(needed - set(lq_sources))
         if missing:
-            raise FTVSRError(f"no LQ source for compression level(s) {missing}: "
-                             f"given {sorted(lq_sources)}")
+            raise FTVSRError(f"no LQ source for compression level(s) {missing}: given {sorted(lq_sources)}")
         self.gt = open_frames(gt)
         self.lq = {label: lq_sources[label] for label in sorted(needed)}
         self.clips, self._frames = _paired_clips(self.gt, self.lq, clips)
         for clip in self.clips:
             if len(self._frames[clip]) < num_frames:
-                raise FTVSRError(f"clip {clip!r} has {len(self._frames[clip])} frames, "
-                                 f"fewer than num_frames={num_frames}")
+                raise FTVSRError(
+                    f"clip {clip!r} has {len(self._frames[clip])} frames, fewer than num_frames={num_frames}"
+                )
         self.num_frames = num_frames
         self.gt_patch_size = gt_patch_size
         self.scale = scale
@@ -273,7 +296,7 @@ class VideoSRTrainDataset(Dataset):
         clip = self.clips[index % len(self.clips)]
         frames = self._frames[clip]
         start = int(rng.integers(len(frames) - self.num_frames + 1))
-        window = frames[start:start + self.num_frames]
+        window = frames[start : start + self.num_frames]
         if self.crf_per_frame:
             levels = [draw_crf_level(rng, self.levels, self.crf_raw_prob) for _ in window]
         else:
@@ -288,12 +311,14 @@ class VideoSRTrainDataset(Dataset):
         patch = self.gt_patch_size // self.scale
         h, w = lq.shape[1:3]
         if h < patch or w < patch:
-            raise FTVSRError(f"clip {clip}: LQ frames {w}x{h} are smaller than the LQ patch "
-                             f"{patch}x{patch} (gt_patch_size={self.gt_patch_size})")
+            raise FTVSRError(
+                f"clip {clip}: LQ frames {w}x{h} are smaller than the LQ patch "
+                f"{patch}x{patch} (gt_patch_size={self.gt_patch_size})"
+            )
         top, left = int(rng.integers(h - patch + 1)), int(rng.integers(w - patch + 1))
         s = self.scale
-        lq = lq[:, top:top + patch, left:left + patch]
-        gt = gt[:, top * s:(top + patch) * s, left * s:(left + patch) * s]
+        lq = lq[:, top : top + patch, left : left + patch]
+        gt = gt[:, top * s : (top + patch) * s, left * s : (left + patch) * s]
         if rng.random() < self.flip_prob:  # horizontal
             lq, gt = lq[:, :, ::-1], gt[:, :, ::-1]
         if rng.random() < self.flip_prob:  # vertical
@@ -301,10 +326,13 @@ class VideoSRTrainDataset(Dataset):
         if rng.random() < self.transpose_prob:
             lq, gt = lq.transpose(0, 2, 1, 3), gt.transpose(0, 2, 1, 3)
         for _ in range(self.mirror_passes):
-            lq, gt, levels = (np.concatenate([lq, lq[::-1]]), np.concatenate([gt, gt[::-1]]),
-                              levels + levels[::-1])
-        return {"lq": _to_tensor(lq), "gt": _to_tensor(gt),
-                "crf": ",".join(levels) if self.crf_per_frame else levels[0], "clip": clip}
+            lq, gt, levels = (np.concatenate([lq, lq[::-1]]), np.concatenate([gt, gt[::-1]]), levels + levels[::-1])
+        return {
+            "lq": _to_tensor(lq),
+            "gt": _to_tensor(gt),
+            "crf": ",".join(levels) if self.crf_per_frame else levels[0],
+            "clip": clip,
+        }
 
 
 class VideoSRTestDataset(Dataset):
@@ -320,8 +348,14 @@ class VideoSRTestDataset(Dataset):
     scale*w), "clip": name}`, frames in name order.
     """
 
-    def __init__(self, gt: str | os.PathLike | FrameSource, lq: str | os.PathLike | FrameSource,
-                 clips: Sequence[str] | None = None, scale: int = 4, num_frames: int | None = None):
+    def __init__(
+        self,
+        gt: str | os.PathLike | FrameSource,
+        lq: str | os.PathLike | FrameSource,
+        clips: Sequence[str] | None = None,
+        scale: int = 4,
+        num_frames: int | None = None,
+    ):
         self.gt = open_frames(gt)
         self.lq = open_frames(lq)
         self.clips, self._frames = _paired_clips(self.gt, {"LQ": self.lq}, clips)
@@ -345,8 +379,9 @@ class VideoSRTestDataset(Dataset):
 # ------------------------------------------------------------------------------------ REDS
 
 
-def reds_split(available: Iterable[str], partition: Literal["REDS4", "official"] = "REDS4",
-               leak_reds4: bool = False) -> tuple[list[str], list[str]]:
+def reds_split(
+    available: Iterable[str], partition: Literal["REDS4", "official"] = "REDS4", leak_reds4: bool = False
+) -> tuple[list[str], list[str]]:
     """(training clips, test clips) among the `available` REDS clip names.
 
     `partition="REDS4"` (FTVSR's): test on 000, 011, 015, 020 and train on the other 266 of
@@ -373,11 +408,16 @@ def reds_split(available: Iterable[str], partition: Literal["REDS4", "official"]
     return train, [clip for clip in test if clip in available]
 
 
-def reds_train_dataset(gt: str | os.PathLike | FrameSource,
-                       lq: Mapping[Level, str | os.PathLike | FrameSource], *,
-                       num_frames: int = REDS_NUM_FRAMES, gt_patch_size: int = 256,
-                       partition: Literal["REDS4", "official"] = "REDS4", leak_reds4: bool = False,
-                       **kwargs) -> VideoSRTrainDataset:
+def reds_train_dataset(
+    gt: str | os.PathLike | FrameSource,
+    lq: Mapping[Level, str | os.PathLike | FrameSource],
+    *,
+    num_frames: int = REDS_NUM_FRAMES,
+    gt_patch_size: int = 256,
+    partition: Literal["REDS4", "official"] = "REDS4",
+    leak_reds4: bool = False,
+    **kwargs,
+) -> VideoSRTrainDataset:
     """REDS training windows (40 frames, 256 GT patches, the CRF mix), REDS4 held out.
 
     `gt`: REDS/train/train_sharp (or its LMDB), `lq`: level -> the X4 LR set for that level.
@@ -389,14 +429,16 @@ def reds_train_dataset(gt: str | os.PathLike | FrameSource,
     return VideoSRTrainDataset(gt, lq, num_frames, gt_patch_size, clips=train, **kwargs)
 
 
-def reds4_test_dataset(gt: str | os.PathLike | FrameSource, lq: str | os.PathLike | FrameSource,
-                       **kwargs) -> VideoSRTestDataset:
+def reds4_test_dataset(
+    gt: str | os.PathLike | FrameSource, lq: str | os.PathLike | FrameSource, **kwargs
+) -> VideoSRTestDataset:
     """The REDS4 test clips 000, 011, 015, 020, whole (100 frames each)."""
     return VideoSRTestDataset(gt, lq, clips=REDS4_CLIPS, **kwargs)
 
 
-def vid4_test_dataset(gt: str | os.PathLike | FrameSource, lq: str | os.PathLike | FrameSource,
-                      **kwargs) -> VideoSRTestDataset:
+def vid4_test_dataset(
+    gt: str | os.PathLike | FrameSource, lq: str | os.PathLike | FrameSource, **kwargs
+) -> VideoSRTestDataset:
     """Vid4: calendar, city, foliage, walk, whole."""
     return VideoSRTestDataset(gt, lq, clips=VID4_CLIPS, **kwargs)
 
@@ -420,10 +462,15 @@ def read_vimeo_list(path: str | os.PathLike) -> list[str]:
     return clips
 
 
-def vimeo90k_train_dataset(gt: str | os.PathLike | FrameSource,
-                           lq: Mapping[Level, str | os.PathLike | FrameSource],
-                           trainlist: str | os.PathLike, *, gt_patch_size: int = 256,
-                           crf_per_frame: bool = False, **kwargs) -> VideoSRTrainDataset:
+def vimeo90k_train_dataset(
+    gt: str | os.PathLike | FrameSource,
+    lq: Mapping[Level, str | os.PathLike | FrameSource],
+    trainlist: str | os.PathLike,
+    *,
+    gt_patch_size: int = 256,
+    crf_per_frame: bool = False,
+    **kwargs,
+) -> VideoSRTrainDataset:
     """Vimeo-90K septuplets as the published Vimeo config trains on them.
 
     7 frames per clip (the whole septuplet), no temporal reverse, the 7 frames mirrored twice
@@ -434,5 +481,12 @@ def vimeo90k_train_dataset(gt: str | os.PathLike | FrameSource,
     `VideoSRTrainDataset` (and may override these defaults).
     """
     options = {"reverse_prob": 0.0, "mirror_passes": 2, **kwargs}
-    return VideoSRTrainDataset(gt, lq, VIMEO_NUM_FRAMES, gt_patch_size, clips=read_vimeo_list(trainlist),
-                               crf_per_frame=crf_per_frame, **options)
+    return VideoSRTrainDataset(
+        gt,
+        lq,
+        VIMEO_NUM_FRAMES,
+        gt_patch_size,
+        clips=read_vimeo_list(trainlist),
+        crf_per_frame=crf_per_frame,
+        **options,
+    )

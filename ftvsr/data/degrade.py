@@ -9,6 +9,7 @@
 ``degrade_folder`` maps one of them over every clip of a set folder, clips in parallel,
 each clip written atomically, clips already done skipped.
 """
+
 from __future__ import annotations
 
 import math

@@ -13,6 +13,7 @@
   (`<root>/checksums.json`: digests recorded at first download, verified on every re-run),
   extracts them and arranges the clips into the project's set-folder layout.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,9 +57,17 @@ def sha256_file(path: str | os.PathLike, progress: bool = False) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
     path = Path(path)
     digest = hashlib.sha256()
-    with open(path, "rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
-                                      desc=f"sha256 {path.name}", disable=not progress,
-                                      leave=False) as bar:
+    with (
+        open(path, "rb") as f,
+        tqdm(
+            total=path.stat().st_size,
+            unit="B",
+            unit_scale=True,
+            desc=f"sha256 {path.name}",
+            disable=not progress,
+            leave=False,
+        ) as bar,
+    ):
         while chunk := f.read(CHUNK):
             digest.update(chunk)
             bar.update(len(chunk))
@@ -83,9 +92,17 @@ def sha256_matches(digest: str, expected: str) -> bool:
 # download
 
 
-def download(url: str, dst: str | os.PathLike, sha256: str | None = None, *,
-             size: int | None = None, retries: int = 5, backoff: float = 1.0,
-             timeout: float = 60.0, progress: bool = True) -> str:
+def download(
+    url: str,
+    dst: str | os.PathLike,
+    sha256: str | None = None,
+    *,
+    size: int | None = None,
+    retries: int = 5,
+    backoff: float = 1.0,
+    timeout: float = 60.0,
+    progress: bool = True,
+) -> str:
     """Download `url` to `dst` and return the file's full sha256 (hex).
 
     An existing `dst` is verified against `sha256` and kept when it matches (downloaded
@@ -127,7 +144,8 @@ def download(url: str, dst: str | os.PathLike, sha256: str | None = None, *,
             if failures > retries:
                 raise FTVSRError(
                     f"could not download {url} after {retries + 1} attempts without progress: "
-                    f"{err} (the partial file {part} is kept for the next try)") from None
+                    f"{err} (the partial file {part} is kept for the next try)"
+                ) from None
             time.sleep(min(backoff * 2 ** max(failures - 1, 0), MAX_BACKOFF_S))
 
     got = part.stat().st_size
@@ -136,8 +154,7 @@ def download(url: str, dst: str | os.PathLike, sha256: str | None = None, *,
         raise FTVSRError(f"{url}: downloaded {got} bytes, expected {size}; removed the file")
     if expected is not None and not sha256_matches(digest, expected):
         part.unlink()
-        raise FTVSRError(f"{url}: sha256 {digest} does not match the expected {expected}; "
-                         f"removed the downloaded file")
+        raise FTVSRError(f"{url}: sha256 {digest} does not match the expected {expected}; removed the downloaded file")
     os.replace(part, dst)  # the .part file is the temporary sibling: rename only when verified
     return digest
 
@@ -169,9 +186,10 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool) -> str:
             raise _Transient(f"HTTP 416 for a resume at byte {offset}; restarting") from None
         if err.code in TRANSIENT_HTTP:
             raise _Transient(f"HTTP {err.code} {err.reason}") from None
-        raise FTVSRError(f"{url}: HTTP {err.code} {err.reason}"
-                         + (" (not found: check the URL or the mirror)" if err.code == 404 else "")
-                         ) from None
+        raise FTVSRError(
+            f"{url}: HTTP {err.code} {err.reason}"
+            + (" (not found: check the URL or the mirror)" if err.code == 404 else "")
+        ) from None
     except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as err:
         raise _Transient(f"{type(err).__name__}: {err}") from None
 
@@ -193,9 +211,19 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool) -> str:
             mode = "wb"
             total = length
         received = 0
-        with open(part, mode) as f, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
-                                         unit_divisor=1024, desc=part.name[:-5],
-                                         disable=not progress, leave=False) as bar:
+        with (
+            open(part, mode) as f,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=part.name[:-5],
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
             try:
                 while chunk := response.read(CHUNK):
                     f.write(chunk)
@@ -203,8 +231,9 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool) -> str:
                     received += len(chunk)
                     bar.update(len(chunk))
             except (http.client.HTTPException, ConnectionError, TimeoutError, OSError) as err:
-                raise _Transient(f"transfer broke after {offset + received} bytes: "
-                                 f"{type(err).__name__}: {err}") from None
+                raise _Transient(
+                    f"transfer broke after {offset + received} bytes: {type(err).__name__}: {err}"
+                ) from None
         # http.client returns b"" (no error) when the peer closes before Content-Length.
         if length is not None and received < length:
             raise _Transient(f"short read: got {received} of {length} bytes")
@@ -289,16 +318,18 @@ def extract(archive: str | os.PathLike, dst_dir: str | os.PathLike, progress: bo
                 members = _check_zip(zf, archive)
                 with atomic_path(dst_dir) as tmp:
                     tmp.mkdir()
-                    for info in tqdm(members, desc=f"extract {archive.name}", unit="file",
-                                     disable=not progress, leave=False):
+                    for info in tqdm(
+                        members, desc=f"extract {archive.name}", unit="file", disable=not progress, leave=False
+                    ):
                         zf.extract(info, tmp)
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tf:
                 members = _check_tar(tf, archive)
                 with atomic_path(dst_dir) as tmp:
                     tmp.mkdir()
-                    for member in tqdm(members, desc=f"extract {archive.name}", unit="file",
-                                       disable=not progress, leave=False):
+                    for member in tqdm(
+                        members, desc=f"extract {archive.name}", unit="file", disable=not progress, leave=False
+                    ):
                         # The "data" filter re-checks what _check_tar did (defence in depth).
                         tf.extract(member, tmp, filter="data")
         else:
@@ -329,8 +360,10 @@ def _expected_sha256(key: str, part: Part, lock: dict[str, dict], lock_path: Pat
     if recorded is None:
         return part.sha256
     if part.sha256 is not None and not sha256_matches(recorded, part.sha256):
-        raise FTVSRError(f"{lock_path}: {key} has sha256 {recorded}, but the sources table says "
-                         f"{part.sha256}: remove the stale entry")
+        raise FTVSRError(
+            f"{lock_path}: {key} has sha256 {recorded}, but the sources table says "
+            f"{part.sha256}: remove the stale entry"
+        )
     return recorded
 
 
@@ -356,8 +389,9 @@ def _find_clip_root(staging: Path, part: Part) -> Path:
         if len(candidates) == 1:
             return candidates[0]
     top = sorted(p.name for p in staging.iterdir())[:10]
-    raise FTVSRError(f"{part.url}: expected the clip folders under {part.clip_root!r} in the "
-                     f"archive; its top level holds {top}")
+    raise FTVSRError(
+        f"{part.url}: expected the clip folders under {part.clip_root!r} in the archive; its top level holds {top}"
+    )
 
 
 def _arrange(staging: Path, part: Part, dest: Path) -> int:
@@ -368,8 +402,9 @@ def _arrange(staging: Path, part: Part, dest: Path) -> int:
         if part.clip_depth == 1:
             clip_dirs.append((_renamed(first.name, part.clip_offset, part), first))
         else:
-            clip_dirs += [(f"{first.name}_{second.name}", second)
-                          for second in sorted(d for d in first.iterdir() if d.is_dir())]
+            clip_dirs += [
+                (f"{first.name}_{second.name}", second) for second in sorted(d for d in first.iterdir() if d.is_dir())
+            ]
     for name, folder in clip_dirs:
         target = dest / name
         if target.exists():
@@ -380,10 +415,19 @@ def _arrange(staging: Path, part: Part, dest: Path) -> int:
     return len(clip_dirs)
 
 
-def fetch_dataset(name: str, root: str | os.PathLike, *, parts: Sequence[str] | None = None,
-                  mirror: str | None = None, lock_file: str | os.PathLike | None = None, keep_archives: bool = True,
-                  retries: int = 5, backoff: float = 1.0, timeout: float = 60.0,
-                  progress: bool = True) -> list[Path]:
+def fetch_dataset(
+    name: str,
+    root: str | os.PathLike,
+    *,
+    parts: Sequence[str] | None = None,
+    mirror: str | None = None,
+    lock_file: str | os.PathLike | None = None,
+    keep_archives: bool = True,
+    retries: int = 5,
+    backoff: float = 1.0,
+    timeout: float = 60.0,
+    progress: bool = True,
+) -> list[Path]:
     """Download, verify, extract and arrange dataset `name` (see `sources.SOURCES`) under `root`.
 
     Archives go to `<root>/downloads/<dataset>/`, the arranged set folders to
@@ -419,8 +463,16 @@ def fetch_dataset(name: str, root: str | os.PathLike, *, parts: Sequence[str] | 
         key = source.mirror_path(part)
         url = f"{base.rstrip('/')}/{key}" if base else part.url
         target = root / part.dest if part.kind == "file" else downloads / part.filename
-        digest = download(url, target, _expected_sha256(key, part, lock, lock_path), size=part.size,
-                          retries=retries, backoff=backoff, timeout=timeout, progress=progress)
+        digest = download(
+            url,
+            target,
+            _expected_sha256(key, part, lock, lock_path),
+            size=part.size,
+            retries=retries,
+            backoff=backoff,
+            timeout=timeout,
+            progress=progress,
+        )
         entry = {"sha256": digest, "size": target.stat().st_size, "url": part.url}
         if lock.get(key) != entry:
             lock[key] = entry
@@ -458,4 +510,3 @@ def fetch_dataset(name: str, root: str | os.PathLike, *, parts: Sequence[str] | 
                 archive.unlink(missing_ok=True)
     shutil.rmtree(root / ".staging", ignore_errors=True)
     return results
-

@@ -8,6 +8,7 @@ rounds (half away from zero) and saturates to uint8 after *each* dimension; so d
 
 The same function is the evaluation's bicubic baseline (``imresize(lr, 4)``).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,9 @@ def cubic(x: np.ndarray) -> np.ndarray:
     return inner + outer
 
 
-def contributions(in_length: int, out_length: int, scale: float, antialiasing: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def contributions(
+    in_length: int, out_length: int, scale: float, antialiasing: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Weights and 0-based source indices, each ``(out_length, taps)``, for one dimension.
 
     Output sample ``i`` (1-based ``x``) sits at input coordinate ``u = x / scale + (1 - 1/scale) / 2``;

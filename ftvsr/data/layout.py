@@ -8,6 +8,7 @@
 Stages map a library function over every *set folder* (a folder of clip folders):
 `train` and each `test/<dataset>`.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,9 @@ def set_folders(root: str | os.PathLike) -> list[Path]:
         raise FTVSRError(f"input folder not found: {root}")
     found = [Path(TRAIN)] if (root / TRAIN).is_dir() else []
     if (root / TEST).is_dir():
-        found += sorted(Path(TEST) / d.name for d in (root / TEST).iterdir() if d.is_dir() and not d.name.startswith("."))
+        found += sorted(
+            Path(TEST) / d.name for d in (root / TEST).iterdir() if d.is_dir() and not d.name.startswith(".")
+        )
     if not found:
         raise FTVSRError(f"{root} holds no '{TRAIN}' or '{TEST}/<dataset>' folder of clips")
     return found

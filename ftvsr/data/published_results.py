@@ -21,6 +21,7 @@ What the sources searched gave:
 
 CRF labels follow the data layout: "raw" (uncompressed LR), "crf15", "crf25", "crf35".
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

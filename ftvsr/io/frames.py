@@ -7,6 +7,7 @@ files whose names sort in time order (``SET/<clip>/00000000.png``). A frame in m
 Hidden entries (names starting with ``.``) are ignored everywhere: they are the temporary
 siblings of atomic writes (``.<name>.tmp``) or operating-system clutter.
 """
+
 from __future__ import annotations
 
 import io
@@ -74,7 +75,9 @@ def list_frames(clip_dir: str | os.PathLike) -> list[Path]:
     entries = _visible(list(clip_dir.iterdir()))
     for entry in entries:
         if not entry.is_file() or entry.suffix.lower() not in IMAGE_SUFFIXES:
-            raise FTVSRError(f"not an image frame: {entry} (a clip folder holds only {', '.join(IMAGE_SUFFIXES)} files)")
+            raise FTVSRError(
+                f"not an image frame: {entry} (a clip folder holds only {', '.join(IMAGE_SUFFIXES)} files)"
+            )
     if not entries:
         raise FTVSRError(f"no frames in clip folder {clip_dir}")
     return entries

@@ -12,6 +12,7 @@ scripts use it, so BasicSR and mmediting readers open our files and we open thei
 `LmdbFrames` built in the main process can be handed to DataLoader workers (forked or
 spawned) and each worker opens its own read-only handle.
 """
+
 from __future__ import annotations
 
 import io
@@ -108,8 +109,13 @@ def decode_png(data: bytes, what: str) -> np.ndarray:
         raise FTVSRError(f"corrupt frame {what}: {err}") from None
 
 
-def pack_lmdb(src_set_folder: str | os.PathLike, dst_lmdb: str | os.PathLike,
-              compress_level: int = 1, verify: bool = False, progress: bool = True) -> Path:
+def pack_lmdb(
+    src_set_folder: str | os.PathLike,
+    dst_lmdb: str | os.PathLike,
+    compress_level: int = 1,
+    verify: bool = False,
+    progress: bool = True,
+) -> Path:
     """Pack every frame of a set folder (`SET/<clip>/<frame>.png`) into an LMDB at `dst_lmdb`.
 
     The LMDB is written to a temporary sibling and renamed over `dst_lmdb` when complete
@@ -180,16 +186,14 @@ def pack_lmdb(src_set_folder: str | os.PathLike, dst_lmdb: str | os.PathLike,
     return dst
 
 
-def verify_lmdb(lmdb_path: str | os.PathLike, src_set_folder: str | os.PathLike,
-                progress: bool = True) -> None:
+def verify_lmdb(lmdb_path: str | os.PathLike, src_set_folder: str | os.PathLike, progress: bool = True) -> None:
     """Read every frame of the LMDB back and compare its pixels with the set folder's.
 
     Raises:
         FTVSRError: a frame count, key or pixel mismatch (named).
     """
     src = Path(src_set_folder)
-    _verify(Path(lmdb_path), [(clip, path) for clip in list_clips(src) for path in list_frames(src / clip)],
-            progress)
+    _verify(Path(lmdb_path), [(clip, path) for clip in list_clips(src) for path in list_frames(src / clip)], progress)
 
 
 def _verify(lmdb_path: Path, frames: list[tuple[str, Path]], progress: bool) -> None:
@@ -224,8 +228,7 @@ def _shared_env(path: Path) -> lmdb.Environment:
     if env is None:
         try:
             # lock=False: readers never write; readahead off suits random frame access.
-            env = lmdb.open(key, readonly=True, lock=False, readahead=False, meminit=False,
-                            max_readers=512)
+            env = lmdb.open(key, readonly=True, lock=False, readahead=False, meminit=False, max_readers=512)
         except lmdb.Error as err:
             raise FTVSRError(f"cannot open LMDB {path}: {err}") from None
         _ENVS[key] = env
@@ -298,8 +301,7 @@ class LmdbFrames:
             raise FTVSRError(f"key {key!r} is listed in {META_FILE} but missing from LMDB {self.path}")
         img = decode_png(data, f"{key!r} in {self.path}")
         if img.shape[:2] != entry.shape[:2]:
-            raise FTVSRError(f"frame {key!r} in {self.path} is {img.shape[:2]}, "
-                             f"{META_FILE} says {entry.shape[:2]}")
+            raise FTVSRError(f"frame {key!r} in {self.path} is {img.shape[:2]}, {META_FILE} says {entry.shape[:2]}")
         return img
 
     def __len__(self) -> int:

@@ -3,12 +3,13 @@
 The library's folder functions (`degrade_folder`, `compress_folder`) use it; the pipeline's
 flows map the same per-clip functions as Prefect tasks instead.
 """
+
 from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from tqdm import tqdm

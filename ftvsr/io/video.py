@@ -8,6 +8,7 @@ stream line of ``ffmpeg -i`` and counts packets with a stream copy.
 Frames are uint8 ``(h, w, 3)`` RGB; a clip is ``(t, h, w, 3)``. RGB <-> YUV conversions are
 ffmpeg's defaults (BT.601), the same both ways.
 """
+
 from __future__ import annotations
 
 import functools
@@ -119,7 +120,11 @@ def iter_video(path: str | os.PathLike, max_frames: int | None = None) -> Iterat
         if max_frames < 1:
             raise FTVSRError(f"max_frames must be >= 1, got {max_frames}")
         options["frames:v"] = max_frames
-    stream = ffmpeg.input(str(path)).output("pipe:", **options).global_args("-hide_banner", "-nostdin", "-v", "error", "-xerror")
+    stream = (
+        ffmpeg.input(str(path))
+        .output("pipe:", **options)
+        .global_args("-hide_banner", "-nostdin", "-v", "error", "-xerror")
+    )
     args = stream.compile(cmd=ffmpeg_exe())
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stderr_chunks: list[bytes] = []
@@ -198,7 +203,9 @@ def write_video(
     with atomic_path(path) as tmp:
         stream = (
             ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{w}x{h}", framerate=fps)
-            .output(str(tmp), format=container, vcodec=codec, crf=int(crf), preset=preset, pix_fmt=pix_fmt, threads=threads)
+            .output(
+                str(tmp), format=container, vcodec=codec, crf=int(crf), preset=preset, pix_fmt=pix_fmt, threads=threads
+            )
             .global_args("-hide_banner", "-v", "error")
             .overwrite_output()
         )

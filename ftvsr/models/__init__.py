@@ -1,12 +1,32 @@
 """The FTVSR network, its parts, and loading / saving its weights."""
-from ftvsr.models.checkpoint import (load_model, load_model_weights, load_official_weights, load_released,
-                                     load_spynet_weights,
-                                     read_metadata, save_model)
+
+from ftvsr.models.checkpoint import (
+    load_model,
+    load_model_weights,
+    load_official_weights,
+    load_released,
+    load_spynet_weights,
+    read_metadata,
+    save_model,
+)
 from ftvsr.models.ftt import FTT, FrequencyAttention
 from ftvsr.models.ftvsr import FTVSR
 from ftvsr.models.ltam import LTAM, KeyframeBuffers
 from ftvsr.models.spynet import SPyNet, flow_warp
 
-__all__ = ["FTVSR", "FTT", "FrequencyAttention", "LTAM", "KeyframeBuffers", "SPyNet", "flow_warp",
-           "load_official_weights", "load_released", "load_spynet_weights", "save_model", "load_model", "load_model_weights",
-           "read_metadata"]
+__all__ = [
+    "FTT",
+    "FTVSR",
+    "LTAM",
+    "FrequencyAttention",
+    "KeyframeBuffers",
+    "SPyNet",
+    "flow_warp",
+    "load_model",
+    "load_model_weights",
+    "load_official_weights",
+    "load_released",
+    "load_spynet_weights",
+    "read_metadata",
+    "save_model",
+]

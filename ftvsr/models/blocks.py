@@ -1,5 +1,6 @@
 """Convolutional blocks both stages use: mmedit's `ResidualBlockNoBN` and
 `ResidualBlocksWithInputConv`, with the same parameter names and initialisation."""
+
 from __future__ import annotations
 
 import torch
@@ -10,8 +11,13 @@ from ftvsr.models import winograd
 from ftvsr.models.onednn import channels_last
 
 
-def conv2d(conv: torch.nn.Conv2d, x: torch.Tensor, activation: str | None = None, negative_slope: float = 0.0,
-           residual: torch.Tensor | None = None) -> torch.Tensor:
+def conv2d(
+    conv: torch.nn.Conv2d,
+    x: torch.Tensor,
+    activation: str | None = None,
+    negative_slope: float = 0.0,
+    residual: torch.Tensor | None = None,
+) -> torch.Tensor:
     """`act(conv(x) + residual)` (residual optional; act None, "relu" or "leaky_relu" with
     `negative_slope`), the convolution on channels-last input.
 

@@ -4,6 +4,7 @@ Every file is read with `torch.load(..., weights_only=True)`; a file that needs 
 unpickling is refused (never loaded unsafely). Name or shape mismatches are reported with the
 offending names, a few of each kind, and their counts.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,10 @@ def _load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> 
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise FTVSRError(f"{path}: refused by torch.load(weights_only=True) -- it holds objects other than "
-                         f"tensors and plain containers, and is not loaded unsafely ({first_line})") from err
+        raise FTVSRError(
+            f"{path}: refused by torch.load(weights_only=True) -- it holds objects other than "
+            f"tensors and plain containers, and is not loaded unsafely ({first_line})"
+        ) from err
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise FTVSRError(f"{path}: not a readable PyTorch checkpoint ({first_line})") from err
@@ -50,8 +53,11 @@ def check_state_dict(module: nn.Module, state: Mapping[str, torch.Tensor], sourc
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    mis_shaped = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-                  if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != v.shape]
+    mis_shaped = [
+        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != v.shape
+    ]
     not_tensors = [k for k in state if k in expected and not isinstance(state[k], torch.Tensor)]
     problems = []
     if missing:
@@ -87,7 +93,7 @@ def load_official_weights(model: FTVSR, path: str | os.PathLike) -> FTVSR:
     state = _state_dict_of(_load(path), path)
     prefix = "generator."
     if any(k.startswith(prefix) for k in state):
-        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     check_state_dict(model, state, str(path))
     model.load_state_dict(state, strict=True)
     return model
@@ -104,7 +110,7 @@ def load_spynet_weights(spynet: SPyNet, path: str | os.PathLike) -> SPyNet:
     state = _state_dict_of(_load(path), path)
     for prefix in ("module.", "generator.spynet.", "spynet."):
         if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+            state = {k[len(prefix) :]: v for k, v in state.items()}
     buffers = {k: v for k, v in spynet.state_dict().items() if k in ("mean", "std")}
     state = {**buffers, **state}
     check_state_dict(spynet, state, str(path))
@@ -124,9 +130,13 @@ def save_model(model: FTVSR, path: str | os.PathLike, metadata: Mapping | None =
         raise FTVSRError(f"save_model metadata must be JSON-serialisable: {err}") from err
     model = getattr(model, "module", model)  # DDP
     model = getattr(model, "_orig_mod", model)  # torch.compile
-    payload = {"format": MODEL_FORMAT, "version": MODEL_FORMAT_VERSION, "config": model.config,
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-               "metadata": metadata}
+    payload = {
+        "format": MODEL_FORMAT,
+        "version": MODEL_FORMAT_VERSION,
+        "config": model.config,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": metadata,
+    }
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -136,11 +146,14 @@ def save_model(model: FTVSR, path: str | os.PathLike, metadata: Mapping | None =
 def _own_checkpoint(path: Path, map_location) -> dict:
     checkpoint = _load(path, map_location)
     if not isinstance(checkpoint, Mapping) or checkpoint.get("format") != MODEL_FORMAT:
-        raise FTVSRError(f"{path}: not a model file written by ftvsr.models.save_model (no format "
-                         f"{MODEL_FORMAT!r}); for a released mmediting checkpoint use load_official_weights")
+        raise FTVSRError(
+            f"{path}: not a model file written by ftvsr.models.save_model (no format "
+            f"{MODEL_FORMAT!r}); for a released mmediting checkpoint use load_official_weights"
+        )
     if checkpoint.get("version") != MODEL_FORMAT_VERSION:
-        raise FTVSRError(f"{path}: model file version {checkpoint.get('version')!r}, "
-                         f"this code reads {MODEL_FORMAT_VERSION}")
+        raise FTVSRError(
+            f"{path}: model file version {checkpoint.get('version')!r}, this code reads {MODEL_FORMAT_VERSION}"
+        )
     for key in ("config", "state_dict"):
         if not isinstance(checkpoint.get(key), Mapping):
             raise FTVSRError(f"{path}: model file has no {key!r} dict")
@@ -159,8 +172,9 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     return model.to(map_location).eval()
 
 
-def load_model_weights(model: FTVSR, path: str | os.PathLike, map_location: str | torch.device = "cpu",
-                       _checkpoint: dict | None = None) -> FTVSR:
+def load_model_weights(
+    model: FTVSR, path: str | os.PathLike, map_location: str | torch.device = "cpu", _checkpoint: dict | None = None
+) -> FTVSR:
     """Load the weights of a `save_model` file into an existing `model` (same architecture and size)."""
     path = Path(path)
     checkpoint = _checkpoint if _checkpoint is not None else _own_checkpoint(path, map_location)

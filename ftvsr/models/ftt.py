@@ -8,6 +8,7 @@ into 64 frequency groups of `channels / 64` channels and 8 x 8 spatial patches, 
 propagated backward then forward in time along the flows, the two directions fused, and
 the predicted coefficient residual turned back into an image with the inverse DCT.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,6 +28,7 @@ ATTENTION_MODES = ("sdpa", "materialized")
 
 # ---------------------------------------------------------------- DCT as fixed convolutions
 
+
 def dct_basis(k: int) -> torch.Tensor:
     """Orthonormal 2-D DCT-II basis as conv weights: (k * k, 1, k, k), float32.
 
@@ -34,12 +36,15 @@ def dct_basis(k: int) -> torch.Tensor:
     times sqrt(2) for f > 0; computed in double precision with the same arithmetic as the
     published `generate_dct_matrix`, then rounded once to float32.
     """
+
     def c(freq: int, pos: int) -> float:
         value = math.cos(math.pi * freq * (pos + 0.5) / k) / math.sqrt(k)
         return value if freq == 0 else value * math.sqrt(2)
 
-    basis = torch.tensor([[[c(u, i) * c(v, j) for j in range(k)] for i in range(k)]
-                          for u in range(k) for v in range(k)], dtype=torch.float64)
+    basis = torch.tensor(
+        [[[c(u, i) * c(v, j) for j in range(k)] for i in range(k)] for u in range(k) for v in range(k)],
+        dtype=torch.float64,
+    )
     return basis.float().unsqueeze(1)
 
 
@@ -79,11 +84,11 @@ class InverseDCT(nn.Module):
         self.reverse_dct_conv = FixedBasis(torch.cat([dct_basis(k)] * channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv_transpose2d(x, self.reverse_dct_conv.weight.to(x.dtype), stride=self.k,
-                                  groups=self.channels)
+        return F.conv_transpose2d(x, self.reverse_dct_conv.weight.to(x.dtype), stride=self.k, groups=self.channels)
 
 
 # ---------------------------------------------------------------- frequency attention
+
 
 def frequency_tokens(x: torch.Tensor, patch: int = ATTENTION_PATCH) -> torch.Tensor:
     """(n, C, h, w) -> (n, 64 * (h // patch) * (w // patch), (C / 64) * patch^2).
@@ -94,7 +99,7 @@ def frequency_tokens(x: torch.Tensor, patch: int = ATTENTION_PATCH) -> torch.Ten
     n, c, h, w = x.shape
     nh, nw = h // patch, w // patch
     g = c // FREQUENCY_GROUPS
-    x = x[:, :, :nh * patch, :nw * patch].reshape(n, FREQUENCY_GROUPS, g, nh, patch, nw, patch)
+    x = x[:, :, : nh * patch, : nw * patch].reshape(n, FREQUENCY_GROUPS, g, nh, patch, nw, patch)
     return x.permute(0, 1, 3, 5, 2, 4, 6).reshape(n, FREQUENCY_GROUPS * nh * nw, g * patch * patch)
 
 
@@ -124,8 +129,7 @@ class FrequencyAttention(nn.Module):
     reference for tests and benchmarks.
     """
 
-    def __init__(self, channels: int = 512, d_model: int = 512, n_heads: int = 4,
-                 attention: str = "sdpa") -> None:
+    def __init__(self, channels: int = 512, d_model: int = 512, n_heads: int = 4, attention: str = "sdpa") -> None:
         super().__init__()
         token_dim = (channels // FREQUENCY_GROUPS) * ATTENTION_PATCH * ATTENTION_PATCH
         self.attention = attention
@@ -143,9 +147,22 @@ class FrequencyAttention(nn.Module):
         mha = self.MultiheadAttention
         if self.attention == "materialized":
             out, _ = F.multi_head_attention_forward(
-                q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), mha.embed_dim, mha.num_heads,
-                mha.in_proj_weight, mha.in_proj_bias, None, None, False, 0.0,
-                mha.out_proj.weight, mha.out_proj.bias, training=False, need_weights=True)
+                q.transpose(0, 1),
+                k.transpose(0, 1),
+                v.transpose(0, 1),
+                mha.embed_dim,
+                mha.num_heads,
+                mha.in_proj_weight,
+                mha.in_proj_bias,
+                None,
+                None,
+                False,
+                0.0,
+                mha.out_proj.weight,
+                mha.out_proj.bias,
+                training=False,
+                need_weights=True,
+            )
             return out.transpose(0, 1)
         if onednn.applies(q, k, v, mha.in_proj_weight, mha.in_proj_bias):
             return self._attend_onednn(q, k, v)
@@ -166,7 +183,7 @@ class FrequencyAttention(nn.Module):
         mha = self.MultiheadAttention
         heads, d_model = mha.num_heads, mha.embed_dim
         head_dim = d_model // heads
-        scale = head_dim ** -0.5  # SDPA's default scale, applied to the query projection
+        scale = head_dim**-0.5  # SDPA's default scale, applied to the query projection
         w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
         b_q, b_k, b_v = mha.in_proj_bias.chunk(3)
         outputs = []
@@ -200,6 +217,7 @@ def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------- the frequency transformer
 
+
 def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize a flow (b, 2, h, w) to `size`, rescaling its values to the new pixel units."""
     scaled = flow.clone()
@@ -221,8 +239,15 @@ class FTT(nn.Module):
     rdct(residual) + first.
     """
 
-    def __init__(self, dct_kernel: tuple[int, int] = (8, 8), d_model: int = 512, n_heads: int = 4,
-                 channels: int = 512, hf_once: bool = False, attention: str = "sdpa") -> None:
+    def __init__(
+        self,
+        dct_kernel: tuple[int, int] = (8, 8),
+        d_model: int = 512,
+        n_heads: int = 4,
+        channels: int = 512,
+        hf_once: bool = False,
+        attention: str = "sdpa",
+    ) -> None:
         super().__init__()
         k = dct_kernel[0]
         coefficients = 3 * k * k
@@ -247,13 +272,15 @@ class FTT(nn.Module):
         b, c = coefficients.shape[:2]
         return F.normalize(coefficients.reshape(b, c, -1), dim=2).view_as(coefficients)
 
-    def forward(self, base: torch.Tensor, first: torch.Tensor,
-                flows: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    def forward(
+        self, base: torch.Tensor, first: torch.Tensor, flows: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
         n, t, c, big_h, big_w = first.shape
         h, w = big_h // self.k, big_w // self.k
         if flows is not None:
-            to_previous, to_next = (resize_flow(f.reshape(-1, 2, big_h, big_w), (h, w)).view(n, t - 1, 2, h, w)
-                                    for f in flows)
+            to_previous, to_next = (
+                resize_flow(f.reshape(-1, 2, big_h, big_w), (h, w)).view(n, t - 1, 2, h, w) for f in flows
+            )
 
         # DCT coefficients and features, one frame at a time (bounds memory on long clips)
         first_coefficients, base_features, first_features = [], [], []

@@ -11,6 +11,7 @@ Two stages, both bidirectional and recurrent over the clip:
 Constructor defaults are the published configuration (45.8 M parameters); state dict names
 equal those of the released `FTVSR_*.pth` generators for every size.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,8 +39,9 @@ class PixelShufflePack(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, scale_factor: int, upsample_kernel: int = 3) -> None:
         super().__init__()
         self.scale_factor = scale_factor
-        self.upsample_conv = nn.Conv2d(in_channels, out_channels * scale_factor ** 2, upsample_kernel,
-                                       padding=(upsample_kernel - 1) // 2)
+        self.upsample_conv = nn.Conv2d(
+            in_channels, out_channels * scale_factor**2, upsample_kernel, padding=(upsample_kernel - 1) // 2
+        )
         nn.init.kaiming_normal_(self.upsample_conv.weight, a=0, mode="fan_in", nonlinearity="relu")  # mmedit
         nn.init.zeros_(self.upsample_conv.bias)
 
@@ -92,19 +94,53 @@ class FTVSR(nn.Module):
         attention: "sdpa" or "materialized" (the published L x L attention matrix; a reference).
     """
 
-    def __init__(self, mid_channels: int = 64, num_blocks: int = 60, stride: int = 4, keyframe_stride: int = 3,
-                 dct_kernel: tuple[int, int] = (8, 8), d_model: int = 512, n_heads: int = 4,
-                 ftt_channels: int = 512, *, hf_once: bool = False, zero_init_heads: bool = False,
-                 flow: str = "spynet", base_upsample: str = "bilinear", attention: str = "sdpa") -> None:
+    def __init__(
+        self,
+        mid_channels: int = 64,
+        num_blocks: int = 60,
+        stride: int = 4,
+        keyframe_stride: int = 3,
+        dct_kernel: tuple[int, int] = (8, 8),
+        d_model: int = 512,
+        n_heads: int = 4,
+        ftt_channels: int = 512,
+        *,
+        hf_once: bool = False,
+        zero_init_heads: bool = False,
+        flow: str = "spynet",
+        base_upsample: str = "bilinear",
+        attention: str = "sdpa",
+    ) -> None:
         super().__init__()
         dct_kernel = tuple(int(k) for k in dct_kernel)
-        _check_config(mid_channels, num_blocks, stride, keyframe_stride, dct_kernel, d_model, n_heads,
-                      ftt_channels, flow, base_upsample, attention)
-        self._config = dict(mid_channels=mid_channels, num_blocks=num_blocks, stride=stride,
-                            keyframe_stride=keyframe_stride, dct_kernel=list(dct_kernel), d_model=d_model,
-                            n_heads=n_heads, ftt_channels=ftt_channels, hf_once=hf_once,
-                            zero_init_heads=zero_init_heads, flow=flow, base_upsample=base_upsample,
-                            attention=attention)
+        _check_config(
+            mid_channels,
+            num_blocks,
+            stride,
+            keyframe_stride,
+            dct_kernel,
+            d_model,
+            n_heads,
+            ftt_channels,
+            flow,
+            base_upsample,
+            attention,
+        )
+        self._config = dict(
+            mid_channels=mid_channels,
+            num_blocks=num_blocks,
+            stride=stride,
+            keyframe_stride=keyframe_stride,
+            dct_kernel=list(dct_kernel),
+            d_model=d_model,
+            n_heads=n_heads,
+            ftt_channels=ftt_channels,
+            hf_once=hf_once,
+            zero_init_heads=zero_init_heads,
+            flow=flow,
+            base_upsample=base_upsample,
+            attention=attention,
+        )
         self.mid_channels = mid_channels
         self.stride = stride
         self.keyframe_stride = keyframe_stride
@@ -155,9 +191,10 @@ class FTVSR(nn.Module):
         return max(by_attention, self.stride)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "FTVSR":
+    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> FTVSR:
         """Build the model saved by `ftvsr.models.save_model` at `path` (config + weights)."""
         from ftvsr.models.checkpoint import load_model
+
         return load_model(path, map_location=map_location)
 
     # ------------------------------------------------------------ forward
@@ -169,15 +206,18 @@ class FTVSR(nn.Module):
             raise FTVSRError(f"FTVSR expects an LR clip of shape (n, t, 3, h, w), got {shape}")
         n, t, c, h, w = lrs.shape
         if c != 3:
-            raise FTVSRError(f"FTVSR expects 3 (RGB) channels in dim 2 of (n, t, c, h, w), "
-                             f"got shape {tuple(lrs.shape)}")
+            raise FTVSRError(
+                f"FTVSR expects 3 (RGB) channels in dim 2 of (n, t, c, h, w), got shape {tuple(lrs.shape)}"
+            )
         if n < 1 or t < 1:
             raise FTVSRError(f"FTVSR got an empty clip of shape {tuple(lrs.shape)}")
         if not lrs.is_floating_point():
             raise FTVSRError(f"FTVSR expects float frames in [0, 1], got dtype {lrs.dtype}")
         if min(h, w) < self.min_size:
-            raise FTVSRError(f"LR frames of {h}x{w} are too small for FTVSR: height and width must be at least "
-                             f"{self.min_size} pixels")
+            raise FTVSRError(
+                f"LR frames of {h}x{w} are too small for FTVSR: height and width must be at least "
+                f"{self.min_size} pixels"
+            )
 
     def _propagate(self, feats: list[torch.Tensor], flows: torch.Tensor | None, backward: bool) -> list[torch.Tensor]:
         """One direction of first-stage propagation.
@@ -208,8 +248,9 @@ class FTVSR(nn.Module):
                 buffers.add(prop, feats[i])
         return out
 
-    def _first_stage(self, lrs: torch.Tensor, flows: tuple[torch.Tensor, torch.Tensor] | None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _first_stage(
+        self, lrs: torch.Tensor, flows: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """LR clip -> (upsampled base, first-stage 4x output), each (n, t, 3, 4h, 4w)."""
         n, t, c, h, w = lrs.shape
         feats = list(self.feat_extractor(lrs.reshape(-1, c, h, w)).view(n, t, -1, h, w).unbind(1))
@@ -237,14 +278,31 @@ class FTVSR(nn.Module):
         first, _, _ = pad_to_multiple(first, self.dct_k)
         # the published code estimates the frequency stage's flows on the first-stage output
         out = self.FTT(base, first, clip_flows(self.spynet, first) if use_flow else None)
-        return out[..., :SCALE * h, :SCALE * w]
+        return out[..., : SCALE * h, : SCALE * w]
 
 
-def _check_config(mid_channels, num_blocks, stride, keyframe_stride, dct_kernel, d_model, n_heads,
-                  ftt_channels, flow, base_upsample, attention) -> None:
-    for name, value in (("mid_channels", mid_channels), ("num_blocks", num_blocks), ("stride", stride),
-                        ("keyframe_stride", keyframe_stride), ("d_model", d_model), ("n_heads", n_heads),
-                        ("ftt_channels", ftt_channels)):
+def _check_config(
+    mid_channels,
+    num_blocks,
+    stride,
+    keyframe_stride,
+    dct_kernel,
+    d_model,
+    n_heads,
+    ftt_channels,
+    flow,
+    base_upsample,
+    attention,
+) -> None:
+    for name, value in (
+        ("mid_channels", mid_channels),
+        ("num_blocks", num_blocks),
+        ("stride", stride),
+        ("keyframe_stride", keyframe_stride),
+        ("d_model", d_model),
+        ("n_heads", n_heads),
+        ("ftt_channels", ftt_channels),
+    ):
         lowest = 0 if name == "num_blocks" else 1
         if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
             raise FTVSRError(f"FTVSR: {name} must be an integer >= {lowest}, got {value!r}")
@@ -254,8 +312,9 @@ def _check_config(mid_channels, num_blocks, stride, keyframe_stride, dct_kernel,
     if len(dct_kernel) != 2 or dct_kernel[0] != dct_kernel[1] or dct_kernel[0] < 1:
         raise FTVSRError(f"FTVSR: dct_kernel must be a square (k, k), got {dct_kernel!r}")
     if ftt_channels % FREQUENCY_GROUPS:
-        raise FTVSRError(f"FTVSR: ftt_channels must be a multiple of {FREQUENCY_GROUPS} (frequency groups), "
-                         f"got {ftt_channels}")
+        raise FTVSRError(
+            f"FTVSR: ftt_channels must be a multiple of {FREQUENCY_GROUPS} (frequency groups), got {ftt_channels}"
+        )
     if d_model % n_heads:
         raise FTVSRError(f"FTVSR: d_model ({d_model}) must be divisible by n_heads ({n_heads})")
     if flow not in FLOW_MODES:

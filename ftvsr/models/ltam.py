@@ -18,6 +18,7 @@ Exactness notes (the published code does the same thing with more copies):
 - Only the best keyframe's patches are fetched from the three feature buffers, instead of
   resampling every keyframe of every buffer at every frame.
 """
+
 from __future__ import annotations
 
 import torch
@@ -62,8 +63,9 @@ class KeyframeBuffers:
     def __init__(self, n: int, h: int, w: int, stride: int, device: torch.device) -> None:
         self.stride = stride
         self.grid_h, self.grid_w = h // stride, w // stride
-        grid_y, grid_x = torch.meshgrid(torch.arange(self.grid_h, device=device),
-                                        torch.arange(self.grid_w, device=device), indexing="ij")
+        grid_y, grid_x = torch.meshgrid(
+            torch.arange(self.grid_h, device=device), torch.arange(self.grid_w, device=device), indexing="ij"
+        )
         # float32 always: exact integer coordinates also under reduced-precision autocast
         self._identity = torch.stack([grid_x, grid_y]).float().expand(n, 1, 2, -1, -1)
         self.features: torch.Tensor | None = None
@@ -79,15 +81,22 @@ class KeyframeBuffers:
             return
         n, k = self.location.shape[:2]
         patch_flow = F.adaptive_avg_pool2d(flow.float(), (self.grid_h, self.grid_w)) / self.stride
-        moved = flow_warp(self.location.reshape(n, 2 * k, self.grid_h, self.grid_w), patch_flow.permute(0, 2, 3, 1),
-                          padding_mode="border", interpolation="nearest")
+        moved = flow_warp(
+            self.location.reshape(n, 2 * k, self.grid_h, self.grid_w),
+            patch_flow.permute(0, 2, 3, 1),
+            padding_mode="border",
+            interpolation="nearest",
+        )
         self.location = moved.view(n, k, 2, self.grid_h, self.grid_w)
 
     def add(self, propagated: torch.Tensor, extracted: torch.Tensor) -> None:
         """Store the current frame as a keyframe: features (n, c, h, w) after and before propagation."""
         s = self.stride
-        scales = [patch_tokens(propagated, s), context_patch_tokens(propagated, s, 1.5),
-                  context_patch_tokens(propagated, s, 2.0)]
+        scales = [
+            patch_tokens(propagated, s),
+            context_patch_tokens(propagated, s, 1.5),
+            context_patch_tokens(propagated, s, 2.0),
+        ]
         features = torch.cat(scales, dim=1).unsqueeze(2)
         index = F.normalize(patch_tokens(extracted, s), dim=1).unsqueeze(1)
         location = self._identity.to(propagated.device)
@@ -136,6 +145,7 @@ class LTAM(nn.Module):
         chosen = torch.gather(features, 2, flat.unsqueeze(1).expand(-1, features.shape[1], -1))
         fetched = F.fold(chosen, output_size=(h, w), kernel_size=s, stride=s)  # (n, 3c, h, w)
 
-        weight = F.fold(best_similarity.unsqueeze(1).expand(-1, s * s, -1), output_size=(h, w),
-                        kernel_size=s, stride=s)  # (n, 1, h, w)
+        weight = F.fold(
+            best_similarity.unsqueeze(1).expand(-1, s * s, -1), output_size=(h, w), kernel_size=s, stride=s
+        )  # (n, 1, h, w)
         return self.fusion(channels_last(fetched)) * weight + propagated

@@ -18,6 +18,7 @@ of queries at a time, its two products through oneDNN (on the dev machine about 
 as fast as `scaled_dot_product_attention`'s CPU kernel, whose products go through MKL),
 with the same O(L) memory.
 """
+
 from __future__ import annotations
 
 import torch
@@ -100,12 +101,13 @@ def attention(q: torch.Tensor, k: torch.Tensor, v_t: torch.Tensor, chunk: int | 
     out = q.new_empty(q.shape[0], v_t.shape[0])
     k, v_t = pack(k, chunk), pack(v_t, chunk)  # reused by every block of queries
     for start in range(0, q.shape[0], chunk):
-        scores = matmul(q[start:start + chunk], k, None)
-        out[start:start + chunk] = matmul(torch.softmax(scores, dim=-1), v_t, None)
+        scores = matmul(q[start : start + chunk], k, None)
+        out[start : start + chunk] = matmul(torch.softmax(scores, dim=-1), v_t, None)
     return out
 
 
 # ---------------------------------------------------------------- convolutions
+
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
     """A CPU feature map (n, c, h, w) in channels-last memory layout (same values, same shape).

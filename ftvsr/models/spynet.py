@@ -5,6 +5,7 @@ and the trajectories of LTAM) and on the first-stage 4x outputs (for the frequen
 Parameter names follow mmedit (`basic_module.<level>.basic_module.<layer>.conv.weight`), so
 OpenMMLab's `spynet_20210409-c6c1bd09.pth` and the released FTVSR checkpoints load unchanged.
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,8 +21,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 NUM_LEVELS = 6  # pyramid levels: 1/32 ... 1/1 of the (padded) frame
 
 
-def flow_warp(x: torch.Tensor, flow: torch.Tensor, interpolation: str = "bilinear",
-              padding_mode: str = "zeros", align_corners: bool = True) -> torch.Tensor:
+def flow_warp(
+    x: torch.Tensor,
+    flow: torch.Tensor,
+    interpolation: str = "bilinear",
+    padding_mode: str = "zeros",
+    align_corners: bool = True,
+) -> torch.Tensor:
     """Sample `x` at each pixel displaced by `flow`.
 
     x: (n, c, h, w); flow: (n, h, w, 2) in pixels, last dim = (dx, dy).
@@ -31,15 +37,15 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor, interpolation: str = "bilinea
     if x.shape[-2:] != flow.shape[1:3]:
         raise ValueError(f"flow_warp: feature size {tuple(x.shape[-2:])} != flow size {tuple(flow.shape[1:3])}")
     _, _, h, w = x.shape
-    grid_y, grid_x = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device),
-                                    indexing="ij")
+    grid_y, grid_x = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij")
     grid = torch.stack((grid_x, grid_y), 2).to(flow.dtype)  # (h, w, 2)
     position = grid + flow
     position_x = 2.0 * position[..., 0] / max(w - 1, 1) - 1.0
     position_y = 2.0 * position[..., 1] / max(h - 1, 1) - 1.0
     normalized = torch.stack((position_x, position_y), dim=3)
-    return F.grid_sample(x, normalized.to(x.dtype), mode=interpolation, padding_mode=padding_mode,
-                         align_corners=align_corners)
+    return F.grid_sample(
+        x, normalized.to(x.dtype), mode=interpolation, padding_mode=padding_mode, align_corners=align_corners
+    )
 
 
 class ConvModule(nn.Module):
@@ -66,9 +72,9 @@ class SPyNetBasicModule(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         widths = (8, 32, 64, 32, 16, 2)
-        self.basic_module = nn.Sequential(*[
-            ConvModule(widths[k], widths[k + 1], relu=k < len(widths) - 2) for k in range(len(widths) - 1)
-        ])
+        self.basic_module = nn.Sequential(
+            *[ConvModule(widths[k], widths[k + 1], relu=k < len(widths) - 2) for k in range(len(widths) - 1)]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.basic_module(channels_last(x))
@@ -113,16 +119,16 @@ class SPyNet(nn.Module):
         w_up = w if w % 32 == 0 else 32 * (w // 32 + 1)
         ref = F.interpolate(ref, size=(h_up, w_up), mode="bilinear", align_corners=False)
         supp = F.interpolate(supp, size=(h_up, w_up), mode="bilinear", align_corners=False)
-        flow = F.interpolate(self._flow_at_multiple_of_32(ref, supp), size=(h, w), mode="bilinear",
-                             align_corners=False)
+        flow = F.interpolate(self._flow_at_multiple_of_32(ref, supp), size=(h, w), mode="bilinear", align_corners=False)
         # the flow was measured in the resized frame: rescale to pixels of the original
         flow[:, 0, :, :] *= float(w) / float(w_up)
         flow[:, 1, :, :] *= float(h) / float(h_up)
         return flow
 
 
-def clip_flows(spynet: SPyNet, frames: torch.Tensor, pixels_per_call: int = 4 * 2**20
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def clip_flows(
+    spynet: SPyNet, frames: torch.Tensor, pixels_per_call: int = 4 * 2**20
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Flows between neighbouring frames of a clip, both directions, computed once.
 
     frames: (n, t, 3, h, w), t >= 2. Returns `(to_previous, to_next)`, each (n, t - 1, 2, h, w):
@@ -138,7 +144,11 @@ def clip_flows(spynet: SPyNet, frames: torch.Tensor, pixels_per_call: int = 4 * 
     later = frames[:, 1:].reshape(-1, c, h, w)
     refs = torch.cat([later, earlier])  # first half: to previous; second half: to next
     supps = torch.cat([earlier, later])
-    flows = torch.cat([spynet(refs[k:k + pairs_per_call], supps[k:k + pairs_per_call])
-                       for k in range(0, refs.shape[0], pairs_per_call)])
+    flows = torch.cat(
+        [
+            spynet(refs[k : k + pairs_per_call], supps[k : k + pairs_per_call])
+            for k in range(0, refs.shape[0], pairs_per_call)
+        ]
+    )
     to_previous, to_next = flows.view(2, n, t - 1, 2, h, w).unbind(0)
     return to_previous, to_next

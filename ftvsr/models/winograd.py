@@ -17,6 +17,7 @@ Float32 throughout. The transforms use the interpolation points 0, +-1, +-2 (the
 choice, Lavin & Gray); the result differs from the direct convolution by rounding only:
 about 3x the direct convolution's own float32 error (mean relative 3e-6 at 512 channels).
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,16 +28,29 @@ MIN_CHANNELS = 256  # input and output channels from which the transforms pay fo
 BAND_BYTES = 16 * 2**20  # size of the transformed input of one band of tile rows
 
 # G (6 x 3): the filter transform, rows = interpolation points 0, 1, -1, 2, -2, infinity
-_G = ((1 / 4, 0.0, 0.0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), (1 / 24, 1 / 12, 1 / 6),
-      (1 / 24, -1 / 12, 1 / 6), (0.0, 0.0, 1.0))
+_G = (
+    (1 / 4, 0.0, 0.0),
+    (-1 / 6, -1 / 6, -1 / 6),
+    (-1 / 6, 1 / 6, -1 / 6),
+    (1 / 24, 1 / 12, 1 / 6),
+    (1 / 24, -1 / 12, 1 / 6),
+    (0.0, 0.0, 1.0),
+)
 
 
 def applies(conv: torch.nn.Conv2d, x: torch.Tensor) -> bool:
     """Whether `conv(x)` may be computed here: a wide 3x3, stride 1, padding 1 convolution on CPU inference."""
-    return (conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.padding == (1, 1)
-            and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros"
-            and min(conv.in_channels, conv.out_channels) >= MIN_CHANNELS and x.dim() == 4
-            and onednn.applies(x, conv.weight, *(() if conv.bias is None else (conv.bias,))))
+    return (
+        conv.kernel_size == (3, 3)
+        and conv.stride == (1, 1)
+        and conv.padding == (1, 1)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and conv.padding_mode == "zeros"
+        and min(conv.in_channels, conv.out_channels) >= MIN_CHANNELS
+        and x.dim() == 4
+        and onednn.applies(x, conv.weight, *(() if conv.bias is None else (conv.bias,)))
+    )
 
 
 def _filter_transform(weight: torch.Tensor) -> torch.Tensor:
@@ -104,17 +118,20 @@ def conv3x3(conv: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
         first, last = 4 * t0, 4 * (t0 + bt) + 2  # padded rows [first, last)
         slab = x.new_zeros(n, last - first, cols, channels)
         top, bottom = max(first, 1), min(last, height + 1)
-        slab[:, top - first:bottom - first, 1:width + 1] = image[:, top - 1:bottom - 1]
+        slab[:, top - first : bottom - first, 1 : width + 1] = image[:, top - 1 : bottom - 1]
 
         # input transform B^T d B, separably: tile rows, then tile columns -> (36, tiles, C)
         row_sums = [x.new_empty(n, bt, cols, channels) for _ in range(6)]
         scratch = [x.new_empty(n, bt, cols, channels) for _ in range(2)]
-        _input_rows([slab[:, r:r + 4 * bt - 3:4] for r in range(6)], row_sums, *scratch)
+        _input_rows([slab[:, r : r + 4 * bt - 3 : 4] for r in range(6)], row_sums, *scratch)
         transformed = x.new_empty(36, n, bt, tw, channels)
         scratch = [x.new_empty(n, bt, tw, channels) for _ in range(2)]
         for i in range(6):
-            _input_rows([row_sums[i][:, :, c:c + 4 * tw - 3:4] for c in range(6)],
-                        list(transformed[6 * i:6 * i + 6]), *scratch)
+            _input_rows(
+                [row_sums[i][:, :, c : c + 4 * tw - 3 : 4] for c in range(6)],
+                list(transformed[6 * i : 6 * i + 6]),
+                *scratch,
+            )
         transformed = transformed.view(36, tiles, channels)
 
         # 36 matrix products (tiles, C) @ (C, O); the bias enters at (1, 1), which A^T . A
@@ -125,14 +142,18 @@ def conv3x3(conv: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
         scratch = [x.new_empty(tiles, out_channels) for _ in range(4)]
         row_sums = [[x.new_empty(n, bt, tw, out_channels) for _ in range(6)] for _ in range(4)]
         for j in range(6):
-            _output_rows([products[6 * i + j] for i in range(6)], [row_sums[r][j].view(tiles, -1) for r in range(4)],
-                         scratch)
+            _output_rows(
+                [products[6 * i + j] for i in range(6)], [row_sums[r][j].view(tiles, -1) for r in range(4)], scratch
+            )
         scratch = [x.new_empty(n, bt, tw, out_channels) for _ in range(4)]
         for r in range(4):
             rows = min(bt, -(-(height - r) // 4) - t0)  # tile rows whose output row r is in the image
             if rows > 0:
-                _output_rows([z[:, :rows] for z in row_sums[r]],
-                             [out[:, 4 * t0 + r::4][:, :rows, s::4] for s in range(4)], [a[:, :rows] for a in scratch])
+                _output_rows(
+                    [z[:, :rows] for z in row_sums[r]],
+                    [out[:, 4 * t0 + r :: 4][:, :rows, s::4] for s in range(4)],
+                    [a[:, :rows] for a in scratch],
+                )
     if width < 4 * tw:
         out = out[:, :, :width]
     return out.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
