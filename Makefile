@@ -4,27 +4,37 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU build of torch on these machines' disk; a GPU user overrides it, e.g. TORCH=torch.
+# Which torch to install (README, "Installation"): the tested release from the default package
+# index. TORCH_INDEX picks another build of it, e.g. the CPU-only wheels
+# (make repro TORCH_INDEX=https://download.pytorch.org/whl/cpu) or a CUDA build (.../whl/cu128).
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+PIP_TORCH = $(BIN)/python -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install install-dev repro test bench clean-outputs
+.PHONY: install install-dev repro lint test bench clean-outputs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 install: $(BIN)/python
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(PIP_TORCH)
 	$(BIN)/python -m pip install --quiet -e .
 
 install-dev: $(BIN)/python
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(PIP_TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 
 repro: install
 	dvc repro
 
-test: install-dev
+# Lint, format and type checks first (configured in pyproject.toml), then the tests.
+lint: install-dev
+	ruff check .
+	ruff format --check .
+	mypy
+
+test: lint
 	python -m pytest
 
 bench: install-dev
