@@ -7,11 +7,11 @@ with bicubic, one LQ set per compression level), packs each set into an LMDB, th
 - training samples (`VideoSRTrainDataset`: a window of LQ + GT frames, crop, flips),
 
 reporting frames/s (LQ and GT frames both counted) and the LMDB / folder ratio; each number
-is the best of `--repeats` interleaved runs (shared machines are noisy). Files were just
-written, so both backends read from the OS page cache: this measures decoding and per-file
-overhead, not cold-disk seeks or network file systems (where one LMDB file gains more).
-PNG decoding dominates both; `--compress-level 0` stores frames uncompressed in the LMDB
-(about 2.3x larger) to decode faster.
+is the best of `--repeats` interleaved runs (timings are noisy when other work shares the
+cores). Files were just written, so both backends read from the OS page cache: this measures
+decoding and per-file overhead, not cold-disk seeks or network file systems (where one LMDB
+file gains more). PNG decoding dominates both; `--compress-level 0` stores frames
+uncompressed in the LMDB (about 2.3x larger) to decode faster.
 
     python benchmarks/lmdb_read.py                       # 640x360 GT, ~1 minute on 1 core
     python benchmarks/lmdb_read.py --gt-size 1280x720 --samples 20 --workers 2
@@ -45,7 +45,7 @@ def synth_clip(image: np.ndarray, n: int, width: int, height: int) -> np.ndarray
     )
     dx = np.linspace(0, big.shape[1] - width, n).astype(int)
     dy = np.linspace(0, big.shape[0] - height, n).astype(int)
-    return np.stack([big[y : y + height, x : x + width] for x, y in zip(dx, dy)])
+    return np.stack([big[y : y + height, x : x + width] for x, y in zip(dx, dy, strict=True)])
 
 
 def build(root: Path, clips: int, frames: int, width: int, height: int, compress_level: int) -> dict:
@@ -104,7 +104,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
     parser.add_argument("--compress-level", type=int, default=1, help="PNG level in the LMDB (BasicSR: 1)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (shared CI machines)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: steadier timings when other work shares the cores)"
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="keep the data here")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args()

@@ -16,21 +16,21 @@ on a CPU shared with other jobs, multi-threaded timings swing by several times. 
 call on a new frame size includes oneDNN's kernel generation (several seconds on CPU); at
 180x320 both paths pay it once unless warm-up is asked for.
 
-Measured on the 2-core AMD EPYC dev machine (shared with other work: timings move by ~5 %),
-2 frames, 1 thread, one run of this script: at 64x64 (1024 attention tokens) both paths take
-~2.8-3.0 s and ~600 MB; at 180x320 (14080 tokens) ours took 35.9 s and 1.7 GB peak RSS, the
+Measured on a 2-core x86-64 CPU (AMD EPYC), no GPU, with other work on the cores (timings
+move by ~5 %), 2 frames, 1 thread, one run of this script: at 64x64 (1024 attention tokens)
+both paths take ~2.8-3.0 s and ~600 MB; at 180x320 (14080 tokens) ours took 35.9 s and 1.7 GB peak RSS, the
 reference 75.3 s and 7.4 GB (2.10x time, 4.35x peak memory, 5.4x the forward's own increase).
-Run right after on the same machine, the code from before the CPU inference kernels
+Run right after on the same CPU, the code from before the CPU inference kernels
 (`ftvsr.models.onednn`, `ftvsr.models.winograd`): ours 61.3 s / 2.0 GB, the reference
-98.6 s / 7.3 GB (1.61x). Re-run on the idle machine with the final code: ours 35.0 s / 1.6 GB,
-the reference 80.0 s / 7.3 GB (2.29x time, 4.54x peak memory).
+98.6 s / 7.3 GB (1.61x). Re-run with the cores otherwise idle, the final code: ours 35.0 s /
+1.6 GB, the reference 80.0 s / 7.3 GB (2.29x time, 4.54x peak memory).
 
 The two paths differ only in the attention, so the kernels that speed up shared layers
 (channels-last convolutions, Winograd F(4x4, 3x3) for the frequency transformer's 512- and
 1024-channel convolutions, oneDNN for the linear layers and 1x1 convolutions) cut both
 times; ours also computes its attention by blocks of queries through oneDNN (~2.5 s per
 attention layer at 180x320, against ~4 s in `scaled_dot_product_attention`'s CPU kernel,
-whose products go through MKL, slow on this AMD CPU). Ours at 180x320, roughly: attention
+whose products go through MKL, slow on that AMD CPU). Ours at 180x320, roughly: attention
 layers ~10 s, the first stage's 64-channel convolutions ~8 s, the frequency transformer's
 convolutions ~7 s, SPyNet on the 4x frames ~4.5 s; the convolutions and products all run
 near the core's float32 peak (~240 GFLOP/s).

@@ -7,8 +7,9 @@
 Each timing is one whole flow call (`degrade_flow`, then `compress_flow` at one CRF) into a fresh
 output folder, as a stage runs: Prefect's flow and task bookkeeping and the task runner's
 start-up included (a process pool spawns its workers, which import Prefect). The HR clips are
-centre crops of the embedded ``bigbuckbunny`` sample. The machine may be shared and noisy, so
-the settings are interleaved and the best of `--repeats` is kept; the ratio is best(1) / best(2).
+centre crops of the embedded ``bigbuckbunny`` sample. Timings are noisy when other work shares
+the cores, so the settings are interleaved and the best of `--repeats` is kept; the ratio is
+best(1) / best(2).
 Prefect runs on its ephemeral API with a throw-away home (no server needed).
 """
 
@@ -18,6 +19,7 @@ import argparse
 import os
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 # Before Prefect is imported: its database and result records go to a throw-away home.
@@ -107,18 +109,27 @@ def main() -> None:
                     lr = out / "raw"
                     times = {
                         "degrade": timed(
-                            lambda: degrade_flow(scratch / "hr", lr, params, runner, workers, return_state=True)
+                            partial(degrade_flow, scratch / "hr", lr, params, runner, workers, return_state=True)
                         ),
                         "compress": timed(
-                            lambda: compress_flow(
-                                lr, out / str(args.crf), args.crf, params, runner, workers, return_state=True
+                            partial(
+                                compress_flow,
+                                lr,
+                                out / str(args.crf),
+                                args.crf,
+                                params,
+                                runner,
+                                workers,
+                                return_state=True,
                             )
                         ),
                     }
-                    times["degrade + compress"] = tuple(a + b for a, b in zip(times["degrade"], times["compress"]))
-                    for stage, seconds in times.items():
+                    degrade, compress = times["degrade"], times["compress"]
+                    times["degrade + compress"] = (degrade[0] + compress[0], degrade[1] + compress[1])
+                    for stage, (wall, run) in times.items():
                         key = (runner, stage, workers)
-                        best[key] = tuple(min(a, b) for a, b in zip(best.get(key, (float("inf"),) * 2), seconds))
+                        best_wall, best_run = best.get(key, (float("inf"), float("inf")))
+                        best[key] = (min(best_wall, wall), min(best_run, run))
 
         print("seconds of the flow runs (wall time of the flow calls in brackets)")
         print(f"{'task runner':<12} {'stage':<20} {'1 worker':>16} {'2 workers':>16} {'speed-up':>9}")

@@ -30,10 +30,10 @@ that of MATLAB bicubic, at raw and every CRF, on
 - the carphone test clip (`--test`): report it for the final choice only, never tune on it.
 
 Every run appends one JSON line to `--log` (settings, seconds per iteration, deltas).
-Timings depend on how busy the machine's cores are: compare runs made under the same load
+Timings depend on how busy the CPU's cores are: compare runs made under the same load
 (`cpu_s_per_iter`, the process's CPU time, is steadier than the wall time). Set
 `train.threads=1` when other work shares the cores: two intra-op threads on two busy cores
-ran 6-20x slower here. The base settings are read from `--profile` when the run starts:
+ran 6-20x slower on a 2-core x86-64 CPU. The base settings are read from `--profile` when the run starts:
 pass every setting a comparison depends on as `--set`, in case the profile changes meanwhile.
 """
 

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from ftvsr.losses import charbonnier_loss  # noqa: E402
 from ftvsr.models import FTVSR  # noqa: E402
 from ftvsr.params import ModelSettings, TrainSettings, load_params  # noqa: E402
-from ftvsr.train import (
+from ftvsr.train import (  # noqa: E402
     apply_phase,
     build_optimizer,
     set_learning_rate,
@@ -161,7 +161,7 @@ def _settings(path: Path | None) -> tuple[ModelSettings, TrainSettings, str]:
 
 
 def _row(cells: list[str], widths: list[int]) -> str:
-    return " | ".join(c.ljust(w) for c, w in zip(cells, widths))
+    return " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
 
 
 def main() -> None:

@@ -137,7 +137,7 @@ def evaluate(
     dataset: Annotated[
         str, typer.Option(help="a prepared test set (carphone, reds4, vid4) or a FOLDER with hr/ and lr/<level>/")
     ],
-    crf: Annotated[list[str], typer.Option(help="raw or a CRF; repeat for several")] = ["raw"],
+    crf: Annotated[list[str] | None, typer.Option(help="raw or a CRF; repeat for several (default: raw)")] = None,
     released: Released = None,
     data_root: Annotated[Path | None, typer.Option(help="prepared data (default: data/<profile>)")] = None,
     out: Annotated[Path, typer.Option(help="results folder: <out>/<dataset>/<crf>/")] = Path("results/manual"),
@@ -160,7 +160,7 @@ def evaluate(
         root = data_root or Path("data") / settings.profile
         name, hr, lr_root = dataset, root / "hr" / "test" / dataset, root / "lr"
     model = _model(weights, released)
-    for level in crf:
+    for level in crf or ["raw"]:
         lr = lr_root / level if folder.is_dir() else lr_root / level / "test" / dataset
         frames = evaluate_level(
             lr,
@@ -206,7 +206,7 @@ def _report(results: Path, out: Path, bitrates: Path | None, params: Path) -> No
 def compare(
     entries: Annotated[list[str], typer.Argument(help="checkpoints (.pth) or MLflow run ids")],
     dataset: Annotated[str, typer.Option(help="a prepared test set")] = "carphone",
-    crf: Annotated[list[str], typer.Option(help="raw or a CRF; repeat for several")] = ["raw"],
+    crf: Annotated[list[str] | None, typer.Option(help="raw or a CRF; repeat for several (default: raw)")] = None,
     data_root: Annotated[Path | None, typer.Option(help="prepared data (default: data/<profile>)")] = None,
     params: ParamsOption = PARAMS_FILE,
 ) -> None:
@@ -216,7 +216,8 @@ def compare(
     settings = load_params(params)
     root = data_root or Path("data") / settings.profile
     sets = [
-        EvalSet(dataset, level, root / "lr" / level / "test" / dataset, root / "hr" / "test" / dataset) for level in crf
+        EvalSet(dataset, level, root / "lr" / level / "test" / dataset, root / "hr" / "test" / dataset)
+        for level in crf or ["raw"]
     ]
     table = compare_models(entries, sets, tracking_uri=settings.mlflow.tracking_uri)
     typer.echo(format_comparison(table))

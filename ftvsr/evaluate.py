@@ -118,6 +118,7 @@ def resolve_protocol(
     y = is_vid4(dataset) if convert_to_y is None else bool(convert_to_y)
     if protocol == "full":
         return Protocol("full", y, crop_border, start_frame or 0, test_frames, split_2x2=False)
+    frames: int | None
     if is_reds(dataset):
         frames = PUBLISHED_REDS_TEST_FRAMES if test_frames is None else test_frames
     elif is_vid4(dataset):
@@ -300,7 +301,7 @@ def evaluate_set(
                     rows.append((dataset, crf, proto.name, method, piece, clip, k, *score))
                 if keep is not None:
                     kept[method][where] = pred[keep]
-        if keep is not None:
+        if keep is not None and save_frames_dir is not None:  # keep is set only with save_frames_dir
             _save_strip_frames(
                 Path(save_frames_dir) / clip,
                 lq=lq[keep],
@@ -342,7 +343,7 @@ def _save_strip_frames(
 def _check_frames_df(frames_df: pd.DataFrame) -> None:
     if not isinstance(frames_df, pd.DataFrame):
         raise FTVSRError(f"expected a pandas DataFrame of per-frame results, got {type(frames_df).__name__}")
-    missing = [c for c in GROUP_KEYS + ["clip", "frame", "psnr", "ssim"] if c not in frames_df]
+    missing = [c for c in [*GROUP_KEYS, "clip", "frame", "psnr", "ssim"] if c not in frames_df]
     if missing:
         raise FTVSRError(f"per-frame results lack the columns {missing}")
     if frames_df.empty:
@@ -358,7 +359,7 @@ def summarize(frames_df: pd.DataFrame) -> pd.DataFrame:
     """
     _check_frames_df(frames_df)
     per_clip = (
-        frames_df.groupby(GROUP_KEYS + ["clip"], sort=False)
+        frames_df.groupby([*GROUP_KEYS, "clip"], sort=False)
         .agg(frames=("frame", "size"), psnr=("psnr", "mean"), ssim=("ssim", "mean"))
         .reset_index()
     )
@@ -674,17 +675,19 @@ def compare_models(
     Returns one row per (model, dataset, crf): model, source, dataset, crf, protocol, psnr, ssim,
     delta_psnr, delta_ssim (FTVSR minus bicubic).
     """
-    entries = [str(e) for e in entries]
-    if not entries:
+    names = [str(e) for e in entries]
+    if not names:
         raise FTVSRError("compare: no models given")
-    labels = list(labels) if labels is not None else [Path(e).stem if Path(e).is_file() else e for e in entries]
-    if len(labels) != len(entries):
-        raise FTVSRError(f"compare: {len(entries)} models but {len(labels)} labels")
-    settings = dict(protocol=protocol, convert_to_y=convert_to_y, crop_border=crop_border, progress=progress)
+    labels = list(labels) if labels is not None else [Path(e).stem if Path(e).is_file() else e for e in names]
+    if len(labels) != len(names):
+        raise FTVSRError(f"compare: {len(names)} models but {len(labels)} labels")
+    settings: dict[str, Any] = dict(
+        protocol=protocol, convert_to_y=convert_to_y, crop_border=crop_border, progress=progress
+    )
     bicubic_cache: dict[tuple[str, str], pd.Series] = {}
     rows: list[dict] = []
     client = None
-    for entry, label in zip(entries, labels):
+    for entry, label in zip(names, labels, strict=True):
         if Path(entry).is_file():
             if not sets:
                 raise FTVSRError(f"compare: checkpoint {entry} needs evaluation sets to run on")
@@ -741,7 +744,7 @@ def format_comparison(table: pd.DataFrame) -> str:
     """Markdown of a `compare_models` table: one row per model, one column per (dataset, crf), PSNR/SSIM (Δ PSNR)."""
     if table.empty:
         return "(no results)\n"
-    columns = list(dict.fromkeys(zip(table["dataset"], table["crf"])))
+    columns = list(dict.fromkeys(zip(table["dataset"], table["crf"], strict=True)))
     header = "| model | " + " | ".join(f"{d} {c}" for d, c in columns) + " |"
     lines = [header, "|" + "---|" * (len(columns) + 1)]
     for model, rows in table.groupby("model", sort=False):

@@ -38,7 +38,7 @@ def windows(length: int, size: int | None, overlap: int) -> list[tuple[int, int]
     if size is None or size >= length:
         return [(0, length)]
     step = size - overlap
-    starts = list(range(0, length - size, step)) + [length - size]
+    starts = [*range(0, length - size, step), length - size]
     return [(s, s + size) for s in starts]
 
 
@@ -137,7 +137,7 @@ def super_resolve(
     )
     try:
         with torch.inference_mode(), autocast:
-            for (start, end), (keep_start, keep_end) in zip(spans, _kept_ranges(spans)):
+            for (start, end), (keep_start, keep_end) in zip(spans, _kept_ranges(spans), strict=True):
                 clip = torch.from_numpy(frames[start:end]).permute(0, 3, 1, 2)  # (t', 3, h, w) uint8
                 if len(row_spans) == 1 and len(col_spans) == 1:
                     out = _run(model, clip, device)

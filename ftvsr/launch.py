@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from ftvsr import tracking
@@ -30,7 +31,13 @@ def settings_digest(params: Params) -> str:
 
 
 def torchrun_command(
-    params_file: Path, gt_lmdb: Path, lq_lmdbs: dict, out_model: Path, work_dir: Path, nproc: int, extra: list[str] = ()
+    params_file: Path,
+    gt_lmdb: Path,
+    lq_lmdbs: dict,
+    out_model: Path,
+    work_dir: Path,
+    nproc: int,
+    extra: Sequence[str] = (),
 ) -> list[str]:
     """`torchrun --nproc_per_node N -m ftvsr.train ...` with this interpreter."""
     command = [

@@ -27,6 +27,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import pandas as pd
@@ -96,7 +97,7 @@ def load_results(results: Sequence[str | os.PathLike | pd.DataFrame]) -> pd.Data
     df["dataset"] = df["dataset"].map(_canonical_dataset)
     if "sequence" not in df:
         df["sequence"] = df["clip"]
-    key = GROUP_KEYS + ["clip", "frame"]
+    key = [*GROUP_KEYS, "clip", "frame"]
     dup = df.duplicated(subset=key)
     if dup.any():
         first = df.loc[dup, key].iloc[0].to_dict()
@@ -133,14 +134,24 @@ def _cell(overall: pd.DataFrame, dataset: str, crf: str, protocol: str, method: 
 # --------------------------------------------------------------------------- tables
 
 
-def _fmt(value: tuple[float, float] | None, missing: str = MISSING) -> str:
+@overload
+def _fmt(value: tuple[float, float] | None, missing: str = MISSING) -> str: ...
+@overload
+def _fmt(value: tuple[float, float] | None, missing: None) -> str | None: ...
+def _fmt(value: tuple[float, float] | None, missing: str | None = MISSING) -> str | None:
     if value is None:
         return missing
     p, s = value
     return f"{p:.2f}/{s:.4f}"
 
 
-def _fmt_delta(a: tuple[float, float] | None, b: tuple[float, float | None] | None, missing: str = MISSING) -> str:
+@overload
+def _fmt_delta(a: tuple[float, float] | None, b: tuple[float, float | None] | None, missing: str = MISSING) -> str: ...
+@overload
+def _fmt_delta(a: tuple[float, float] | None, b: tuple[float, float | None] | None, missing: None) -> str | None: ...
+def _fmt_delta(
+    a: tuple[float, float] | None, b: tuple[float, float | None] | None, missing: str | None = MISSING
+) -> str | None:
     if a is None or b is None:
         return missing
     dp = f"{a[0] - b[0]:+.2f}"
@@ -242,7 +253,7 @@ def results_markdown(df: pd.DataFrame, *, profile: str, notes: Sequence[str] = (
     lines = [f"# Evaluation results (profile `{profile}`)", ""]
     for (dataset, protocol), rows in overall.groupby(["dataset", "protocol"], sort=False):
         present = set(rows["method"])
-        methods = [m for m in ("bicubic", "ftvsr") if m in present] + sorted(present - {"bicubic", "ftvsr"})
+        methods: list[str] = [m for m in ("bicubic", "ftvsr") if m in present] + sorted(present - {"bicubic", "ftvsr"})
         lines += [f"## {dataset} (protocol `{protocol}`)", ""]
         header = "| CRF | " + " | ".join(METHOD_NAMES.get(m, m) for m in methods)
         with_delta = "bicubic" in methods and "ftvsr" in methods
@@ -326,7 +337,7 @@ def plot_psnr_vs_crf(table: pd.DataFrame, published: Sequence[PublishedResult] =
             )
         pub = [(x_of[c], e.psnr) for c in crfs if (e := lookup(dataset, c, "FTVSR", tuple(published)))]
         if pub:
-            ax.plot(*zip(*pub), linestyle="--", marker="s", label="FTVSR (published)")
+            ax.plot(*zip(*pub, strict=True), linestyle="--", marker="s", label="FTVSR (published)")
         ax.set_xticks(range(len(crfs)), [crf_title(c) for c in crfs])
         ax.set_title(dataset)
         ax.set_xlabel("compression of the LR input")
@@ -415,7 +426,7 @@ def plot_rate_distortion(points: pd.DataFrame) -> Figure:
 
 def plot_per_frame(df: pd.DataFrame) -> Figure:
     """PSNR along each clip (mean over its crops under the published protocol); methods x CRFs as lines."""
-    panels = list(dict.fromkeys(zip(df["dataset"], df["sequence"])))[:MAX_FRAME_PANELS]
+    panels = list(dict.fromkeys(zip(df["dataset"], df["sequence"], strict=True)))[:MAX_FRAME_PANELS]
     if not panels:
         return _empty_figure("no per-frame results")
     cols = min(3, len(panels))
@@ -480,7 +491,7 @@ def make_strip(folders: Sequence[tuple[dict, Path]], crop: int = 128) -> Image.I
         gt = read_frame(folder / "gt.png")
         h, w = gt.shape[:2]
         top, left, bottom, right = _centre_crop_box(h, w, crop)
-        row = []
+        row: list[np.ndarray | None] = []  # None: a method without saved frames
         for key, _title in STRIP_COLUMNS:
             path = folder / f"{key}.png"
             if not path.is_file():

@@ -40,11 +40,11 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sized
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -134,7 +134,7 @@ def cosine_restart_lr(
     mmcv sets this lr before the iteration runs, so iteration 0 trains at base_lr.
     """
     cycle_start = 0
-    for period, weight in zip(periods, restart_weights):
+    for period, weight in zip(periods, restart_weights, strict=True):
         if iteration < cycle_start + period:
             return annealing_cos(base_lr, min_lr, min((iteration - cycle_start) / period, 1.0), weight)
         cycle_start += period
@@ -213,7 +213,8 @@ def build_optimizer(model: nn.Module, settings: OptimizerSettings) -> torch.opti
 
     Each group remembers its starting lr as `initial_lr` (the schedule's base lr, as in mmcv).
     """
-    main, spynet = [], []
+    main: list[nn.Parameter] = []
+    spynet: list[nn.Parameter] = []
     for name, param in model.named_parameters():
         (spynet if part_of(name) == "spynet" else main).append(param)
     groups = [{"params": main, "lr": settings.lr, "initial_lr": settings.lr, "name": "main"}]
@@ -302,13 +303,18 @@ def mean_across_ranks(value: float, place: Distributed) -> float:
 
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    # NumPy's global (legacy) RNG is seeded, saved in checkpoints and restored for library code
+    # that draws from it; the project's own randomness uses local np.random.Generator objects.
+    np.random.seed(seed % 2**32)  # noqa: NPY002
     torch.manual_seed(seed)
 
 
 def rng_state(place: Distributed) -> dict[str, Any]:
     """This process's RNG states as tensors and plain numbers (loadable with weights_only=True)."""
-    _, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    np_state = np.random.get_state()  # noqa: NPY002 (the global RNG, see _seed_everything)
+    if not isinstance(np_state, tuple):  # a dict only if the global generator were not NumPy's MT19937
+        raise FTVSRError(f"NumPy's global random generator is not MT19937: {np_state.get('bit_generator')}")
+    _, np_keys, np_pos, np_has_gauss, np_gauss = np_state
     py_version, py_internal, py_gauss = random.getstate()
     return {
         "torch": torch.get_rng_state(),
@@ -327,7 +333,7 @@ def set_rng_state(state: Mapping[str, Any], place: Distributed) -> None:
     torch.set_rng_state(state["torch"])
     if place.device.type == "cuda" and state.get("cuda") is not None:
         torch.cuda.set_rng_state(state["cuda"], place.device)
-    np.random.set_state(
+    np.random.set_state(  # noqa: NPY002 (the global RNG, see _seed_everything)
         (
             "MT19937",
             state["numpy"].numpy().astype(np.uint32),
@@ -388,12 +394,19 @@ class ClipOrder(Sampler):
         return (self.end - self.start) * self.batch_size
 
 
+class MapDataset(Protocol):
+    """What training reads: a map-style dataset (a length, samples by index)."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
 class EpochKeyed(Dataset):
     """`dataset[(index, epoch)]` = sample `index` of `epoch`: tells a dataset that draws its
     augmentation from (seed, epoch, index) (`VideoSRTrainDataset(seed=...)`) the epoch, in
     whichever worker process builds the sample."""
 
-    def __init__(self, dataset: Dataset):
+    def __init__(self, dataset: MapDataset):
         self.dataset = dataset
 
     def __len__(self) -> int:
@@ -422,6 +435,7 @@ def training_dataset(
     from ftvsr.data import datasets
 
     source = data_settings.source if data_settings is not None else "sample"
+    leak_reds4 = data_settings.leak_reds4 if data_settings is not None else False
     options: dict[str, Any] = dict(
         crf_levels=train_settings.crf_levels, crf_raw_prob=train_settings.crf_raw_prob, seed=train_settings.seed
     )
@@ -429,7 +443,7 @@ def training_dataset(
         options.update(reverse_prob=0.0, mirror_passes=2)
     gt = datasets.open_frames(gt_lmdb)
     if source == "reds":
-        clips, _ = datasets.reds_split(gt.clips(), "REDS4", data_settings.leak_reds4)
+        clips, _ = datasets.reds_split(gt.clips(), "REDS4", leak_reds4)
     else:
         clips = sorted(gt.clips())
     return datasets.VideoSRTrainDataset(
@@ -443,7 +457,7 @@ def training_dataset(
     )
 
 
-def _batches(dataset: Dataset, settings: TrainSettings, place: Distributed, start: int) -> Iterator[dict]:
+def _batches(dataset: MapDataset, settings: TrainSettings, place: Distributed, start: int) -> Iterator[dict]:
     order = ClipOrder(
         len(dataset), settings.batch_size, place.world_size, place.rank, settings.seed, start, settings.iterations
     )
@@ -560,7 +574,7 @@ def validate_clip(
         out = model(frames)[0].clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     if out.shape != gt.shape:
         raise FTVSRError(f"validation clip {gt_dir}: output {out.shape} does not match GT {gt.shape}")
-    return {"psnr": float(np.mean([psnr(g, o) for g, o in zip(gt, out)]))}
+    return {"psnr": float(np.mean([psnr(g, o) for g, o in zip(gt, out, strict=True)]))}
 
 
 def _run_validation(model: nn.Module, val: Validation, device: torch.device) -> dict[str, float]:
@@ -670,7 +684,10 @@ def train(
         _check_writable(work_dir / CHECKPOINT_DIR, "resume directory")
         _check_writable(out_model.parent, "model output folder")
         if dataset is None:
+            assert gt_lmdb is not None and lq_lmdbs is not None  # checked on entry
             dataset = training_dataset(settings, gt_lmdb, lq_lmdbs, data_settings)
+        if not isinstance(dataset, Sized):
+            raise FTVSRError(f"train: the dataset must be map-style, with a length; got {type(dataset).__name__}")
         global_batch = settings.batch_size * place.world_size
         if len(dataset) < global_batch:
             raise FTVSRError(
@@ -726,13 +743,13 @@ def train(
             )
             params.update(tracking.flatten(dict(extra_params or {})))
             params["world_size"] = str(place.world_size)
-            data_paths = [gt_lmdb, *lq_lmdbs.values()] if gt_lmdb is not None else []
+            data_paths = [gt_lmdb, *lq_lmdbs.values()] if gt_lmdb is not None and lq_lmdbs is not None else []
             tags = tracking.run_tags("train", data_paths, extra_tags)
             mlflow, run_id = _start_mlflow_run(mlflow_settings, run_id, run_name, params, tags)
 
         # -------------------------------------------------- the loop
         batches = _batches(dataset, settings, place, start)
-        if resumed is not None:  # last, so that nothing above draws from the restored generators
+        if state is not None:  # resumed; last, so that nothing above draws from the restored generators
             set_rng_state(state["rng"][place.rank], place)
         bar = tqdm(
             total=settings.iterations,

@@ -6,5 +6,5 @@
 
 import os
 
-# These machines have no internet: Prefect's ephemeral server must not try to send telemetry.
+# Pipelines often run offline: Prefect's ephemeral server must not try to send telemetry.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

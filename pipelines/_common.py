@@ -44,7 +44,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePath
 from types import ModuleType
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar, get_args
 
 from prefect import Task, task
 from prefect.cache_policies import TASK_SOURCE, CachePolicy
@@ -64,8 +64,11 @@ TASK_RUNNERS: tuple[str, ...] = get_args(TaskRunnerKind)
 # A flow parameter: the UI and the server reject 0 or less before a run is created.
 Workers = Annotated[int, Field(ge=1)]
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
 RETRIES = 2
-RETRY_DELAYS_S = [2, 10]
+RETRY_DELAYS_S: list[float] = [2, 10]
 
 
 class _NoTracebackForUserErrors(logging.Filter):
@@ -252,7 +255,7 @@ def is_transient(task: Task, task_run: Any, state: Any) -> bool:
 
 def stage_task(
     run_name: str, modules: tuple[str, ...], reads: tuple[str, ...] = (), contents: tuple[str, ...] = ()
-) -> Callable[[Callable], Task]:
+) -> Callable[[Callable[_P, _R]], Task[_P, _R]]:
     """`@task` for a stage's unit of work (a clip, an LMDB, a training, an evaluation): named runs, retries, caching."""
     return task(
         task_run_name=run_name,
@@ -309,10 +312,10 @@ def run_tasks(
         for name, arguments in jobs.items():
             future = runner.submit(work if done(arguments) else refreshing, dict(arguments))
             futures[future.task_run_id] = (name, future)
-        for future in as_completed([future for _, future in futures.values()]):
-            name = futures[future.task_run_id][0]
+        for finished in as_completed([future for _, future in futures.values()]):
+            name = futures[finished.task_run_id][0]
             try:
-                results[name] = future.result()
+                results[name] = finished.result()
             except FTVSRError as err:
                 raise FTVSRError(str(err) if name in str(err) else f"{name}: {err}") from None
             except OSError as err:

@@ -5,7 +5,9 @@ Each set folder also gets its ``bitrate.csv``. Tasks, retries and caching: see `
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from prefect import flow
 
@@ -33,11 +35,13 @@ def compress_clip(clip: str, src_clip: Path, dst: Path, crf: int, settings: Comp
     """Compress the clip folder `src_clip` into `dst` (kept if already complete); its `ClipStats`."""
     options = settings.model_dump()
     if ftvsr.data.compress.clip_is_done(src_clip, dst, crf, **options):
-        return ftvsr.data.compress.load_clip_stats(dst, src_clip.name)
+        stats = ftvsr.data.compress.load_clip_stats(dst, src_clip.name)
+        if stats is not None:  # done means its stats were readable a moment ago
+            return stats
     return ftvsr.data.compress.compress_clip_folder(src_clip, dst, crf, **options)
 
 
-def _clip_is_done(job: dict) -> bool:
+def _clip_is_done(job: Mapping[str, Any]) -> bool:
     return ftvsr.data.compress.clip_is_done(job["src_clip"], job["dst"], job["crf"], **job["settings"].model_dump())
 
 

@@ -5,7 +5,9 @@ Tasks, retries and caching: see `pipelines/_common.py`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from prefect import flow
 
@@ -35,7 +37,7 @@ def degrade_clip(clip: str, src_clip: Path, dst_clip: Path, method: str, scale: 
     return ftvsr.data.degrade.degrade_clip(src_clip, dst_clip, method=method, scale=scale)
 
 
-def _clip_is_done(job: dict) -> bool:
+def _clip_is_done(job: Mapping[str, Any]) -> bool:
     return ftvsr.data.degrade.clip_is_done(job["src_clip"], job["dst_clip"])
 
 

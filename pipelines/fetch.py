@@ -10,7 +10,9 @@ Tasks, retries and caching: see `pipelines/_common.py`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -39,7 +41,7 @@ def fetch_clip(clip: str, clip_dir: Path, settings: SampleClip) -> int:
     return ftvsr.data.sample.fetch_clip(clip_dir, settings)
 
 
-def _clip_is_done(job: dict) -> bool:
+def _clip_is_done(job: Mapping[str, Any]) -> bool:
     return ftvsr.data.sample.clip_is_done(job["clip_dir"], job["settings"])
 
 
@@ -66,7 +68,7 @@ def link_clip(clip: str, src_clip: Path, dst_clip: Path) -> int:
     return ftvsr.data.arrange.link_clip(src_clip, dst_clip)
 
 
-def _link_is_done(job: dict) -> bool:
+def _link_is_done(job: Mapping[str, Any]) -> bool:
     return ftvsr.data.arrange.clip_is_linked(job["src_clip"], job["dst_clip"])
 
 

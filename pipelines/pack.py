@@ -5,7 +5,9 @@ Tasks, retries and caching: see `pipelines/_common.py`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from prefect import flow
 
@@ -33,7 +35,7 @@ def pack_set(name: str, src: Path, dst: Path) -> str:
     return str(dst)
 
 
-def _lmdb_exists(job: dict) -> bool:
+def _lmdb_exists(job: Mapping[str, Any]) -> bool:
     return job["dst"].exists()
 
 

@@ -10,6 +10,7 @@ mirrored once in `stage_paths` (tests/test_flows.py parses dvc.yaml and checks t
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ class StagePaths:
         return self.root / "reports" / self.profile
 
 
-def stage_paths(profile: str, root: str | Path = Path(".")) -> StagePaths:
+def stage_paths(profile: str, root: str | os.PathLike = Path(".")) -> StagePaths:
     """The stages' paths for `profile` (dvc.yaml's ``${profile}``), relative to the project `root`."""
     return StagePaths(Path(root), profile)
 

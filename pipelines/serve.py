@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import httpx
 import prefect
+from prefect import Flow
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -61,7 +63,7 @@ def deployments(params_file: str | os.PathLike = PARAMS_FILE, root: str | os.Pat
     profile = load_params(params_file).profile
     paths = stage_paths(profile, root)
     common = {"params_file": str(params_file)}
-    defaults = {
+    defaults: dict[Flow[..., Any], dict[str, str]] = {
         pipeline_flow: {"root": str(paths.root)},
         fetch_flow: {"out": str(paths.hr)},
         degrade_flow: {"src": str(paths.hr), "dst": str(paths.lr_raw)},
@@ -77,16 +79,19 @@ def deployments(params_file: str | os.PathLike = PARAMS_FILE, root: str | os.Pat
             "out": str(paths.reports),
         },
     }
-    return [
-        flow.to_deployment(
+    made: list[RunnerDeployment] = []
+    for flow, parameters in defaults.items():
+        deployment = flow.to_deployment(
             name=profile,
             parameters={**common, **parameters},
             tags=["ftvsr", profile],
             # The module path works from any folder where the project is installed.
             entrypoint_type=EntrypointType.MODULE_PATH,
         )
-        for flow, parameters in defaults.items()
-    ]
+        if not isinstance(deployment, RunnerDeployment):  # Prefect's async variant, inside an event loop
+            raise RuntimeError("deployments() must be called outside an event loop")
+        made.append(deployment)
+    return made
 
 
 def serve(

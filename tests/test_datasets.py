@@ -206,10 +206,10 @@ def test_determinism_with_a_seed(sets):
         return [data[i] for i in range(6)]
 
     a, b, c, d = run(7), run(7), run(8), run(7, epoch=1)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert torch.equal(x["lq"], y["lq"]) and torch.equal(x["gt"], y["gt"]) and x["crf"] == y["crf"]
-    assert any(not torch.equal(x["lq"], y["lq"]) for x, y in zip(a, c))
-    assert any(not torch.equal(x["lq"], y["lq"]) for x, y in zip(a, d))
+    assert any(not torch.equal(x["lq"], y["lq"]) for x, y in zip(a, c, strict=True))
+    assert any(not torch.equal(x["lq"], y["lq"]) for x, y in zip(a, d, strict=True))
 
 
 def test_determinism_with_torch_seeding(sets):
@@ -222,8 +222,8 @@ def test_determinism_with_torch_seeding(sets):
         return [(batch["lq"], batch["crf"]) for batch in loader]
 
     first, again, other = run(0), run(0), run(1)
-    assert all(torch.equal(x[0], y[0]) and x[1] == y[1] for x, y in zip(first, again))
-    assert any(not torch.equal(x[0], y[0]) for x, y in zip(first, other))
+    assert all(torch.equal(x[0], y[0]) and x[1] == y[1] for x, y in zip(first, again, strict=True))
+    assert any(not torch.equal(x[0], y[0]) for x, y in zip(first, other, strict=True))
 
 
 def test_dataloader_with_two_workers_on_lmdb(tmp_path):
@@ -248,7 +248,7 @@ def test_dataloader_with_two_workers_on_lmdb(tmp_path):
     assert len(crops) >= 10
     # the DataLoader's generator seeds the workers: the same seed gives the same samples
     again = run(0)
-    assert all(torch.equal(x["lq"], y["lq"]) and x["crf"] == y["crf"] for x, y in zip(batches, again))
+    assert all(torch.equal(x["lq"], y["lq"]) and x["crf"] == y["crf"] for x, y in zip(batches, again, strict=True))
 
 
 def test_reds_split_and_the_reds4_leak(tmp_path):

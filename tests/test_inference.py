@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import torch
@@ -59,7 +61,7 @@ def test_windows_cover_with_overlap():
     spans = windows(10, 4, 2)
     assert spans[0][0] == 0 and spans[-1][1] == 10
     assert all(e - s == 4 for s, e in spans)
-    assert all(prev_end - start >= 2 for (_, prev_end), (start, _) in zip(spans, spans[1:]))
+    assert all(prev_end - start >= 2 for (_, prev_end), (start, _) in pairwise(spans))
 
 
 def test_chunks_and_tiles_reproduce_a_local_model_exactly(frames):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def test_configure_runs_and_child_runs_in_a_sqlite_store(tmp_path, monkeypatch):
 
 
 def test_bad_tracking_store_and_run_file(tmp_path):
-    with pytest.raises(FTVSRError, match="train_run.json"):
+    with pytest.raises(FTVSRError, match=re.escape("train_run.json")):
         tracking.read_train_run(tmp_path / "train_run.json")
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(FTVSRError, match="JSON object"):

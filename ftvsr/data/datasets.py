@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal, Protocol, Union
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ from ftvsr.errors import FTVSRError
 from ftvsr.io.frames import list_clips, list_frames, read_frame
 from ftvsr.io.lmdb_store import LmdbFrames, is_lmdb
 
-Level = Union[str, int]  # "raw" or a CRF value
+Level = str | int  # "raw" or a CRF value
 RAW = "raw"
 
 # REDS: clips 000..269 (the 30 validation clips renamed 240..269, see sources.py).
@@ -143,9 +143,9 @@ def _to_tensor(frames: np.ndarray) -> torch.Tensor:
 
 def _read_window(sources: Sequence[FrameSource], clip: str, frames: Sequence[str], what: str) -> np.ndarray:
     """Frame `i` of `frames` from `sources[i]`, stacked into uint8 (t, h, w, 3)."""
-    images = [source.read(f"{clip}/{frame}") for source, frame in zip(sources, frames)]
+    images = [source.read(f"{clip}/{frame}") for source, frame in zip(sources, frames, strict=True)]
     first = images[0].shape
-    for frame, image in zip(frames, images):
+    for frame, image in zip(frames, images, strict=True):
         if image.shape != first:
             raise FTVSRError(
                 f"{what} frame {clip}/{frame} is {image.shape[1]}x{image.shape[0]}, "

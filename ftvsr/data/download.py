@@ -315,20 +315,20 @@ def extract(archive: str | os.PathLike, dst_dir: str | os.PathLike, progress: bo
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
-                members = _check_zip(zf, archive)
+                zip_members = _check_zip(zf, archive)
                 with atomic_path(dst_dir) as tmp:
                     tmp.mkdir()
                     for info in tqdm(
-                        members, desc=f"extract {archive.name}", unit="file", disable=not progress, leave=False
+                        zip_members, desc=f"extract {archive.name}", unit="file", disable=not progress, leave=False
                     ):
                         zf.extract(info, tmp)
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tf:
-                members = _check_tar(tf, archive)
+                tar_members = _check_tar(tf, archive)
                 with atomic_path(dst_dir) as tmp:
                     tmp.mkdir()
                     for member in tqdm(
-                        members, desc=f"extract {archive.name}", unit="file", disable=not progress, leave=False
+                        tar_members, desc=f"extract {archive.name}", unit="file", disable=not progress, leave=False
                     ):
                         # The "data" filter re-checks what _check_tar did (defence in depth).
                         tf.extract(member, tmp, filter="data")
@@ -480,16 +480,16 @@ def fetch_dataset(
         return target
 
     results: list[Path] = []
-    for dest, parts in groups.items():
+    for dest, group in groups.items():
         dest_path = root / dest
         results.append(dest_path)
         if dest_path.exists():
-            for part in parts:  # built before: re-verify what is left of its downloads
+            for part in group:  # built before: re-verify what is left of its downloads
                 if (downloads / part.filename).is_file() or part.kind == "file":
                     fetch_part(part)
             continue
-        archives = [(part, fetch_part(part)) for part in parts]
-        if all(part.kind == "file" for part in parts):
+        archives = [(part, fetch_part(part)) for part in group]
+        if all(part.kind == "file" for part in group):
             continue
         with atomic_path(dest_path) as tmp:
             tmp.mkdir()

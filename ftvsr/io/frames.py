@@ -180,9 +180,9 @@ def write_clip(
     for name in names:
         if Path(name).name != name or name.startswith("."):
             raise FTVSRError(f"{clip_dir}: frame name {name!r} must be a plain, visible file name")
-    for name, frame in zip(names, frames):
+    for name, frame in zip(names, frames, strict=True):
         _check_frame(frame, str(clip_dir / name))
     with atomic_path(clip_dir) as tmp:
         tmp.mkdir()
-        for name, frame in zip(names, frames):
+        for name, frame in zip(names, frames, strict=True):
             _save(frame, tmp / name, Path(name).suffix)

@@ -102,9 +102,8 @@ def decode_png(data: bytes, what: str) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
-            if image.mode != "RGB":
-                image = image.convert("RGB")
-            return np.asarray(image, dtype=np.uint8)
+            rgb = image if image.mode == "RGB" else image.convert("RGB")
+            return np.asarray(rgb, dtype=np.uint8)
     except Exception as err:  # Pillow raises OSError, SyntaxError, zlib errors...
         raise FTVSRError(f"corrupt frame {what}: {err}") from None
 

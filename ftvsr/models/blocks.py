@@ -41,12 +41,13 @@ def conv2d(
     return out
 
 
-def _kaiming_init_(conv: nn.Module, scale: float) -> None:
+def _kaiming_init_(conv: nn.Conv2d, scale: float) -> None:
     """mmedit's `default_init_weights`: Kaiming normal (fan_in, ReLU gain) times `scale`, zero bias."""
     nn.init.kaiming_normal_(conv.weight, a=0, mode="fan_in", nonlinearity="relu")
     with torch.no_grad():
         conv.weight.mul_(scale)
-    nn.init.zeros_(conv.bias)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
 
 
 class ResidualBlockNoBN(nn.Module):
@@ -79,4 +80,5 @@ class ResidualBlocksWithInputConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv, activation, blocks = self.main
+        assert isinstance(conv, nn.Conv2d) and isinstance(activation, nn.LeakyReLU)  # as built in __init__
         return blocks(conv2d(conv, x, "leaky_relu", activation.negative_slope))

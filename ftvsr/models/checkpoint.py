@@ -12,6 +12,7 @@ import os
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -191,7 +192,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 
 # The published configs differ only in the keyframe stride (configs/FTVSR_reds4.py: 3, FTVSR_vimeo90k.py: 1).
-RELEASED_CONFIGS = {"reds": {"keyframe_stride": 3}, "vimeo90k": {"keyframe_stride": 1}}
+RELEASED_CONFIGS: dict[str, dict[str, Any]] = {"reds": {"keyframe_stride": 3}, "vimeo90k": {"keyframe_stride": 1}}
 
 
 def load_released(path: str | os.PathLike, dataset: str = "reds", map_location: str | torch.device = "cpu") -> FTVSR:

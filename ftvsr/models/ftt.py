@@ -199,7 +199,7 @@ class FrequencyAttention(nn.Module):
         return onednn.linear(torch.stack(outputs), mha.out_proj.weight, mha.out_proj.bias)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        size = q.shape[-2:]
+        size = (q.shape[-2], q.shape[-1])
         k_tokens = frequency_tokens(k)
         v_tokens = k_tokens if v is k else frequency_tokens(v)  # FTT always attends with k = v
         q_emb = _linear(self.layer_q, frequency_tokens(q))
@@ -275,7 +275,7 @@ class FTT(nn.Module):
     def forward(
         self, base: torch.Tensor, first: torch.Tensor, flows: tuple[torch.Tensor, torch.Tensor] | None
     ) -> torch.Tensor:
-        n, t, c, big_h, big_w = first.shape
+        n, t, _, big_h, big_w = first.shape
         h, w = big_h // self.k, big_w // self.k
         if flows is not None:
             to_previous, to_next = (
@@ -305,14 +305,16 @@ class FTT(nn.Module):
                 prop = flow_warp(prop, flow.permute(0, 2, 3, 1), padding_mode="border")
             return self.ftta(attend_frame(i), prop, prop)
 
-        backward_features: list[torch.Tensor | None] = [None] * t
+        backward_features: list[torch.Tensor] = []  # last frame first: popped below in frame order
         prop = first_features[0].new_zeros(n, self.channels, h, w)
         for i in range(t - 1, -1, -1):
             if i < t - 1:
                 prop = step(i, prop, to_next[:, i] if flows is not None else None)
             prop = self.resblocks(torch.cat([first_features[i], prop], dim=1))
-            backward_features[i] = prop
+            backward_features.append(prop)
 
+        fuse_in, fuse_activation, fuse_out = self.fusion  # conv, LeakyReLU, conv
+        assert isinstance(fuse_in, nn.Conv2d) and isinstance(fuse_out, nn.Conv2d)  # as built in __init__
         outputs = []
         prop = torch.zeros_like(prop)
         for i in range(t):
@@ -320,10 +322,10 @@ class FTT(nn.Module):
                 prop = step(i, prop, to_previous[:, i - 1] if flows is not None else None)
                 attended.pop(i, None)  # no longer needed
             prop = self.resblocks(torch.cat([first_features[i], prop], dim=1))
-            fused = torch.cat([backward_features[i], first_features[i], prop], dim=1)
-            fused = self.fusion[1](onednn.conv1x1(self.fusion[0], fused))  # conv, LeakyReLU, conv
-            residual = onednn.conv1x1(self.conv_layer2, onednn.conv1x1(self.fusion[2], fused))
-            backward_features[i] = None
+            # popped: frame i's backward features are freed once fused
+            fused = torch.cat([backward_features.pop(), first_features[i], prop], dim=1)
+            fused = fuse_activation(onednn.conv1x1(fuse_in, fused))
+            residual = onednn.conv1x1(self.conv_layer2, onednn.conv1x1(fuse_out, fused))
             if not self.hf_once:
                 residual = residual + first_coefficients[i]
             outputs.append(self.rdct(residual) + first[:, i])

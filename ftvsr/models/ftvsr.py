@@ -43,7 +43,8 @@ class PixelShufflePack(nn.Module):
             in_channels, out_channels * scale_factor**2, upsample_kernel, padding=(upsample_kernel - 1) // 2
         )
         nn.init.kaiming_normal_(self.upsample_conv.weight, a=0, mode="fan_in", nonlinearity="relu")  # mmedit
-        nn.init.zeros_(self.upsample_conv.bias)
+        if self.upsample_conv.bias is not None:
+            nn.init.zeros_(self.upsample_conv.bias)
 
     def forward(self, x: torch.Tensor, negative_slope: float | None = None) -> torch.Tensor:
         """With `negative_slope`, also a LeakyReLU (applied before the shuffle, which only moves values)."""
@@ -112,13 +113,13 @@ class FTVSR(nn.Module):
         attention: str = "sdpa",
     ) -> None:
         super().__init__()
-        dct_kernel = tuple(int(k) for k in dct_kernel)
+        kernel = tuple(int(k) for k in dct_kernel)
         _check_config(
             mid_channels,
             num_blocks,
             stride,
             keyframe_stride,
-            dct_kernel,
+            kernel,
             d_model,
             n_heads,
             ftt_channels,
@@ -126,6 +127,7 @@ class FTVSR(nn.Module):
             base_upsample,
             attention,
         )
+        dct_kernel = (kernel[0], kernel[1])  # checked: a square (k, k)
         self._config = dict(
             mid_channels=mid_channels,
             num_blocks=num_blocks,
@@ -163,7 +165,8 @@ class FTVSR(nn.Module):
         if zero_init_heads:
             for head in (self.conv_last, self.FTT.conv_layer2):
                 nn.init.zeros_(head.weight)
-                nn.init.zeros_(head.bias)
+                if head.bias is not None:
+                    nn.init.zeros_(head.bias)
 
     # ------------------------------------------------------------ properties
 
@@ -233,7 +236,7 @@ class FTVSR(nn.Module):
         else:
             order, keyframes = range(t), set(range(0, t, self.keyframe_stride))
         buffers = KeyframeBuffers(n, h, w, self.stride, feats[0].device)
-        out: list[torch.Tensor | None] = [None] * t
+        out: list[torch.Tensor] = []  # in the order visited
         prop = feats[0].new_zeros(n, self.mid_channels, h, w)
         for step, i in enumerate(order):
             if step > 0:
@@ -243,10 +246,10 @@ class FTVSR(nn.Module):
                     buffers.follow_flow(flow)
                 prop = self.LTAM(feats[i], prop, buffers)
             prop = self.resblocks(torch.cat([feats[i], prop], dim=1))
-            out[i] = prop
+            out.append(prop)
             if i in keyframes:
                 buffers.add(prop, feats[i])
-        return out
+        return out[::-1] if backward else out
 
     def _first_stage(
         self, lrs: torch.Tensor, flows: tuple[torch.Tensor, torch.Tensor] | None
@@ -255,12 +258,12 @@ class FTVSR(nn.Module):
         n, t, c, h, w = lrs.shape
         feats = list(self.feat_extractor(lrs.reshape(-1, c, h, w)).view(n, t, -1, h, w).unbind(1))
         to_previous, to_next = flows if flows is not None else (None, None)
-        backward = self._propagate(feats, to_next, backward=True)
-        forward = self._propagate(feats, to_previous, backward=False)
+        # last frame first: each frame's propagated features are popped, so freed as soon as they are fused
+        backward = self._propagate(feats, to_next, backward=True)[::-1]
+        forward = self._propagate(feats, to_previous, backward=False)[::-1]
         bases, outputs = [], []
         for i in range(t):
-            x = F.leaky_relu(conv1x1(self.fusion, torch.cat([backward[i], feats[i], forward[i]], dim=1)), 0.1)
-            backward[i] = forward[i] = None  # free as we go
+            x = F.leaky_relu(conv1x1(self.fusion, torch.cat([backward.pop(), feats[i], forward.pop()], dim=1)), 0.1)
             x = self.upsample1(x, negative_slope=0.1)
             x = self.upsample2(x, negative_slope=0.1)
             x = conv2d(self.conv_hr, x, "leaky_relu", 0.1)
@@ -271,10 +274,10 @@ class FTVSR(nn.Module):
 
     def forward(self, lrs: torch.Tensor) -> torch.Tensor:
         self.check_input(lrs)
-        n, t, _, h, w = lrs.shape
+        _, t, _, h, w = lrs.shape
         use_flow = self.flow == "spynet" and t > 1
         base, first = self._first_stage(lrs, clip_flows(self.spynet, lrs) if use_flow else None)
-        base, pad_h, pad_w = pad_to_multiple(base, self.dct_k)
+        base, _, _ = pad_to_multiple(base, self.dct_k)
         first, _, _ = pad_to_multiple(first, self.dct_k)
         # the published code estimates the frequency stage's flows on the first-stage output
         out = self.FTT(base, first, clip_flows(self.spynet, first) if use_flow else None)

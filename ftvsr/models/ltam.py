@@ -75,6 +75,12 @@ class KeyframeBuffers:
     def __len__(self) -> int:
         return 0 if self.index is None else self.index.shape[1]
 
+    def stored(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(`features`, `index`, `location`) of the keyframes stored so far; there must be one."""
+        if self.features is None or self.index is None or self.location is None:
+            raise RuntimeError("KeyframeBuffers: no keyframe stored yet")
+        return self.features, self.index, self.location
+
     def follow_flow(self, flow: torch.Tensor) -> None:
         """Move every trajectory one frame on, along `flow` (n, 2, h, w) in LR pixels."""
         if self.location is None:
@@ -100,7 +106,7 @@ class KeyframeBuffers:
         features = torch.cat(scales, dim=1).unsqueeze(2)
         index = F.normalize(patch_tokens(extracted, s), dim=1).unsqueeze(1)
         location = self._identity.to(propagated.device)
-        if self.index is None:
+        if self.features is None or self.index is None or self.location is None:  # the first keyframe
             self.features, self.index, self.location = features, index, location
         else:
             self.features = torch.cat([self.features, features], dim=2)
@@ -109,7 +115,7 @@ class KeyframeBuffers:
 
     def positions(self) -> torch.Tensor:
         """(n, k, P) flat patch index in each keyframe that each current patch's trajectory reaches."""
-        x, y = self.location.round().long().unbind(2)  # exact integers; round() guards float noise
+        x, y = self.stored()[2].round().long().unbind(2)  # exact integers; round() guards float noise
         return (y * self.grid_w + x).flatten(2)
 
 
@@ -126,14 +132,15 @@ class LTAM(nn.Module):
         self.fusion = nn.Conv2d(3 * channels, channels, 3, 1, 1, bias=True)
 
     def forward(self, current: torch.Tensor, propagated: torch.Tensor, buffers: KeyframeBuffers) -> torch.Tensor:
-        n, c, h, w = propagated.shape
+        _, _, h, w = propagated.shape
         s = self.stride
         positions = buffers.positions()  # (n, k, P)
         n_positions = positions.shape[2]
-        dim = buffers.index.shape[2]
+        keyframe_features, keyframe_index, _ = buffers.stored()
+        dim = keyframe_index.shape[2]
 
         # cosine similarity of each current patch with its trajectory's patch in every keyframe
-        candidates = torch.gather(buffers.index, 3, positions.unsqueeze(2).expand(-1, -1, dim, -1))
+        candidates = torch.gather(keyframe_index, 3, positions.unsqueeze(2).expand(-1, -1, dim, -1))
         query = F.normalize(patch_tokens(current, s), dim=1)  # (n, D, P)
         similarity = torch.matmul(candidates.permute(0, 3, 1, 2), query.permute(0, 2, 1).unsqueeze(3))
         best_similarity, best_keyframe = similarity.squeeze(3).max(dim=2)  # (n, P)
@@ -141,7 +148,7 @@ class LTAM(nn.Module):
         # fetch the best keyframe's three-scale patches at the trajectory's position
         best_position = torch.gather(positions, 1, best_keyframe.unsqueeze(1)).squeeze(1)
         flat = best_keyframe * n_positions + best_position
-        features = buffers.features.flatten(2)  # (n, 3D, k * P)
+        features = keyframe_features.flatten(2)  # (n, 3D, k * P)
         chosen = torch.gather(features, 2, flat.unsqueeze(1).expand(-1, features.shape[1], -1))
         fetched = F.fold(chosen, output_size=(h, w), kernel_size=s, stride=s)  # (n, 3c, h, w)
 

@@ -3,8 +3,8 @@
 On CPU, `F.linear`, `torch.matmul` and `scaled_dot_product_attention` run their products
 through the BLAS torch was built with (MKL in the official wheels). oneDNN, which torch
 already uses for convolutions, runs the same float32 products through its own JIT kernels
-and is several times faster on some CPUs (on the AMD EPYC dev machine, one thread: about
-230 GFLOP/s against 50-100 for MKL's sgemm). `torch.ops.mkldnn._linear_pointwise` is the
+and is several times faster on some CPUs (measured on an AMD EPYC x86-64 CPU, one thread:
+about 230 GFLOP/s against 50-100 for MKL's sgemm). `torch.ops.mkldnn._linear_pointwise` is the
 oneDNN matmul torch itself uses for frozen CPU graphs (inductor); it takes plain tensors.
 
 Everything here is float32 arithmetic with the same products as the plain ops, only summed
@@ -14,7 +14,7 @@ fall back to the plain ops. Whether the op exists and agrees with `F.linear` is 
 once, on first use.
 
 `attention` is the "sdpa" attention on CPU inference: exact softmax attention one block
-of queries at a time, its two products through oneDNN (on the dev machine about twice
+of queries at a time, its two products through oneDNN (on that CPU about twice
 as fast as `scaled_dot_product_attention`'s CPU kernel, whose products go through MKL),
 with the same O(L) memory.
 """

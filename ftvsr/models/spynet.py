@@ -57,7 +57,8 @@ class ConvModule(nn.Module):
         self.relu = relu
         # mmcv's ConvModule init: Kaiming normal, fan_out, ReLU gain, zero bias.
         nn.init.kaiming_normal_(self.conv.weight, a=0, mode="fan_out", nonlinearity="relu")
-        nn.init.zeros_(self.conv.bias)
+        if self.conv.bias is not None:
+            nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return conv2d(self.conv, x, "relu" if self.relu else None)
@@ -87,6 +88,9 @@ class SPyNet(nn.Module):
     multiple of 32 internally and the flow is resized back). Returns (b, 2, h, w): for each
     pixel of `ref`, the (dx, dy) offset in pixels of its match in `supp`.
     """
+
+    mean: torch.Tensor  # buffers (the ImageNet normalisation)
+    std: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()

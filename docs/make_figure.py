@@ -1,0 +1,132 @@
+"""The README's results figure, docs/images/results.png, from the committed sample report.
+
+    python docs/make_figure.py                      # after `make repro` (or on the committed report)
+    python docs/make_figure.py --report reports/sample --out docs/images/results.png
+
+Left: crops of the visual strips `strips/strip_raw.png` and `strips/strip_crf35.png` (LR shown
+nearest-neighbour x4, bicubic, FTVSR, ground truth), one row per compression level. Right: PSNR
+against the CRF of the LR input from `psnr_vs_crf.csv`. Every label is drawn outside the images.
+
+The strips are cut back into their tiles with the geometry of `ftvsr.report.make_strip` (a
+header line, a caption line, then four tiles with a 4-pixel gap); a strip of another shape is
+refused rather than cut wrongly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import yaml
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+LABEL_H, GAP, COLUMNS = 18, 4, 4  # ftvsr.report.make_strip: label band height, gap, tiles per row
+COLUMN_TITLES = ("LR input\n(nearest x4)", "Bicubic", "FTVSR (ours)", "Ground truth")
+ROWS = (("raw", "uncompressed\nLR input"), ("crf35", "H.264 CRF 35\nLR input"))
+LEVELS = ("raw", "crf15", "crf25", "crf35")
+LEVEL_TITLES = {"raw": "Raw", "crf15": "CRF 15", "crf25": "CRF 25", "crf35": "CRF 35"}
+METHODS = (("bicubic", "Bicubic", "#1f77b4"), ("ftvsr", "FTVSR (ours)", "#d62728"))
+
+
+def strip_tiles(path: Path) -> list[np.ndarray]:
+    """The four tiles of a one-row strip written by `ftvsr.report.make_strip`."""
+    image = np.asarray(Image.open(path).convert("RGB"))
+    height, width = image.shape[:2]
+    tile_w = (width - (COLUMNS + 1) * GAP) // COLUMNS
+    tile_h = height - 2 * LABEL_H - 2 * GAP
+    if tile_w <= 0 or tile_h <= 0 or COLUMNS * tile_w + (COLUMNS + 1) * GAP != width:
+        raise SystemExit(f"{path}: {width}x{height} is not a one-row strip of {COLUMNS} tiles")
+    top = 2 * LABEL_H
+    return [image[top : top + tile_h, GAP + c * (tile_w + GAP) : GAP + c * (tile_w + GAP) + tile_w] for c in range(4)]
+
+
+def read_psnr(path: Path) -> dict[str, dict[str, float]]:
+    """{method: {level: PSNR}} for the first dataset of `psnr_vs_crf.csv`."""
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise SystemExit(f"{path} is empty")
+    dataset = rows[0]["dataset"]
+    table: dict[str, dict[str, float]] = {}
+    for row in rows:
+        if row["dataset"] == dataset:
+            table.setdefault(row["method"], {})[row["crf"]] = float(row["psnr"])
+    return table
+
+
+def make_figure(report: Path, out: Path, profile: Path) -> Path:
+    strip_frame = yaml.safe_load(profile.read_text())["evaluate"]["strip_frame"]
+    psnr = read_psnr(report / "psnr_vs_crf.csv")
+    tiles = {level: strip_tiles(report / "strips" / f"strip_{level}.png") for level, _ in ROWS}
+
+    fig = plt.figure(figsize=(11.0, 4.3), dpi=100)
+    grid = fig.add_gridspec(len(ROWS), COLUMNS, left=0.09, right=0.6, top=0.86, bottom=0.16, wspace=0.06, hspace=0.2)
+    for r, (level, row_title) in enumerate(ROWS):
+        for c in range(COLUMNS):
+            ax = fig.add_subplot(grid[r, c])
+            ax.imshow(tiles[level][c], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(COLUMN_TITLES[c], fontsize=9.5)
+            if c == 0:
+                ax.set_ylabel(row_title, fontsize=9.5)
+            if c in (1, 2):  # the clip's mean PSNR under the method's tile
+                method = "bicubic" if c == 1 else "ftvsr"
+                ax.set_xlabel(f"{psnr[method][level]:.2f} dB", fontsize=9, labelpad=2)
+    fig.text(
+        0.09,
+        0.035,
+        f"carphone (QCIF), BD x4, frame {strip_frame}, centre 128 x 128 crop; under the tiles: PSNR of the whole clip",
+        fontsize=8.5,
+        color="0.3",
+    )
+
+    ax = fig.add_axes((0.685, 0.16, 0.3, 0.70))
+    x = np.arange(len(LEVELS))
+    for method, name, color in METHODS:
+        values = [psnr[method][level] for level in LEVELS]
+        ax.plot(x, values, marker="o", color=color, label=name)
+    for i, level in enumerate(LEVELS):
+        low, high = psnr["bicubic"][level], psnr["ftvsr"][level]
+        ax.annotate(
+            f"+{high - low:.2f}",
+            (i, high),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+            fontsize=8.5,
+            color=METHODS[1][2],
+            bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"},
+        )
+    ax.set_xticks(x, [LEVEL_TITLES[level] for level in LEVELS])
+    ax.set_xlabel("compression of the LR input (H.264)", fontsize=9.5)
+    ax.set_ylabel("PSNR (dB), carphone, RGB", fontsize=9.5)
+    ax.set_title("PSNR vs CRF (+dB over bicubic)", fontsize=9.5)
+    ax.margins(x=0.1, y=0.1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9, loc="lower left")
+    ax.tick_params(labelsize=9)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report", type=Path, default=ROOT / "reports" / "sample", help="the sample report folder")
+    parser.add_argument("--profile", type=Path, default=ROOT / "profiles" / "sample.yaml", help="for strip_frame")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "results.png")
+    args = parser.parse_args()
+    path = make_figure(args.report, args.out, args.profile)
+    print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+
+
+if __name__ == "__main__":
+    main()
