@@ -20,6 +20,9 @@ With 2 workers both stages keep the 2 cores busy (CPU ms/frame x fps: 1.97 and 1
 what is missing from 2x is CPU per frame growing when two run side by side (35 -> 39 ms
 degrade, 9 -> 11 ms compress: shared cache and memory bandwidth) and, for compress, a single
 worker that already uses 1.08 cores (ffmpeg encodes while Python reads and decodes frames).
+
+Video probing and decoding alone, the former ffmpeg subprocess against PyAV side by side:
+``python benchmarks/video_decode.py`` (figures in its docstring).
 """
 
 from __future__ import annotations
@@ -110,6 +113,7 @@ def main() -> None:
         cpu = f"{1000 * cpu1 / total:.0f} | {1000 * cpu_n / total:.0f}"
         print(f"{name:<30}{total / wall1:>14.1f}{total / wall_n:>16.1f}{wall1 / wall_n:>7.2f}{cpu:>22}")
     print("LMDB vs folder read throughput: python benchmarks/lmdb_read.py")
+    print("video probe and decode, ffmpeg subprocess vs PyAV: python benchmarks/video_decode.py")
 
 
 if __name__ == "__main__":

@@ -75,8 +75,11 @@ def test_cli_evaluates_a_published_size_checkpoint(tmp_path, synth_weights, offi
             str(tmp_path / "results"),
             "--report",
             str(tmp_path / "report"),
+            # the sample profile's evaluation settings, whichever profile is active
+            "--params",
+            str(ROOT / "profiles" / "sample.yaml"),
         ],
-        cwd=ROOT,
+        cwd=tmp_path,  # the MLflow store of the params (a relative path) lands here, not in the project
         capture_output=True,
         text=True,
         timeout=300,

@@ -14,7 +14,7 @@ from ftvsr.io.video import probe_video, read_video
 
 @pytest.mark.parametrize(
     ("name", "size", "frames", "fps"),
-    [("bigbuckbunny", (1280, 720), 132, 25.0), ("carphone_pristine", (176, 144), 120, 29.97)],
+    [("bigbuckbunny", (1280, 720), 132, 25.0), ("carphone_pristine", (176, 144), 120, 30000 / 1001)],
 )
 def test_sample_videos_are_found_and_as_documented(name: str, size: tuple[int, int], frames: int, fps: float) -> None:
     path = sample_video_path(name)

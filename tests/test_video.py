@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +64,7 @@ def test_encoding_is_deterministic(tmp_path: Path) -> None:
 def test_reads_the_sample_videos() -> None:
     info = probe_video(sample_video_path("carphone_pristine"))
     assert (info.width, info.height, info.num_frames) == (176, 144, 120)
-    assert info.fps == pytest.approx(29.97)
+    assert info.fps == pytest.approx(30000 / 1001)
     frames = read_video(sample_video_path("carphone_pristine"), max_frames=3)
     assert frames.shape == (3, 144, 176, 3) and frames.std() > 10
 
@@ -124,3 +126,94 @@ def test_odd_size_without_subsampling_is_fine(tmp_path: Path) -> None:
     decoded = read_video(tmp_path / "v.mkv")
     assert decoded.shape == clip.shape
     assert _psnr(decoded, clip) > 40
+
+
+def _ffmpeg_rgb(path: Path, width: int, height: int) -> np.ndarray:
+    """All frames of `path` as the ffmpeg binary decodes them to rgb24 (the reference pixels)."""
+    args = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:v:0"]
+    done = subprocess.run([*args, "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"], capture_output=True, check=True)
+    return np.frombuffer(done.stdout, dtype=np.uint8).reshape(-1, height, width, 3)
+
+
+def _noisy_clip(t: int = 4, h: int = 40, w: int = 56) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return np.clip(_smooth_clip(t, h, w).astype(int) + rng.integers(-30, 30, (t, h, w, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("name", "pix_fmt"),
+    [("v.mp4", "yuv420p"), ("v.mkv", "yuv422p"), ("v.mov", "yuv444p"), ("v.mp4", "yuv420p10le")],
+)
+def test_decoded_pixels_are_the_ffmpeg_binarys(tmp_path: Path, name: str, pix_fmt: str) -> None:
+    # The compressed datasets, the evaluation numbers and dvc.lock rest on these exact pixels.
+    write_video(tmp_path / name, _noisy_clip(), crf=10, pix_fmt=pix_fmt)
+    np.testing.assert_array_equal(read_video(tmp_path / name), _ffmpeg_rgb(tmp_path / name, 56, 40))
+
+
+def test_decoded_sample_pixels_are_the_ffmpeg_binarys() -> None:
+    path = sample_video_path("carphone_pristine")
+    np.testing.assert_array_equal(read_video(path), _ffmpeg_rgb(path, 176, 144))
+    np.testing.assert_array_equal(read_video(path, threads=0), _ffmpeg_rgb(path, 176, 144))
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "frames"), [("a.mp4", "libx264", 1), ("b.mkv", "libx264", 13), ("c.avi", "mpeg4", 7)]
+)
+def test_probe_counts_every_frame(tmp_path: Path, name: str, codec: str, frames: int) -> None:
+    # x264's default preset reorders frames (B-frames); AVI's codec tag "0x34504D46" once read as a size.
+    write_video(tmp_path / name, _smooth_clip(frames), crf=20, codec=codec, fps=30)
+    info = probe_video(tmp_path / name)
+    assert (info.width, info.height, info.num_frames, info.fps) == (48, 32, frames, 30.0)
+    assert read_video(tmp_path / name).shape == (frames, 32, 48, 3)
+
+
+def test_probe_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(FTVSRError, match=r"not found: .*nope\.mp4$"):
+        probe_video(tmp_path / "nope.mp4")
+    with pytest.raises(FTVSRError, match="not found"):
+        probe_video(tmp_path)
+    (tmp_path / "notes.mp4").write_text("a text file, not a video\n" * 20)
+    with pytest.raises(FTVSRError, match=r"notes\.mp4: Invalid data"):
+        probe_video(tmp_path / "notes.mp4")
+    with wave.open(str(tmp_path / "tone.wav"), "wb") as audio:  # a media file without video
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(8000)
+        audio.writeframes(np.zeros(800, dtype=np.int16).tobytes())
+    for call in (probe_video, read_video):
+        with pytest.raises(FTVSRError, match=r"^no video stream in .*tone\.wav$"):
+            call(tmp_path / "tone.wav")
+
+
+def test_truncated_streamable_video(tmp_path: Path) -> None:
+    # Index first ("faststart"): the file opens, and its last packet is cut short.
+    source, fast = sample_video_path("carphone_pristine"), tmp_path / "fast.mp4"
+    args = ["-v", "error", "-i", str(source), "-c", "copy", "-movflags", "+faststart", str(fast)]
+    subprocess.run([ffmpeg_exe(), *args], check=True)
+    data = fast.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: int(len(data) * 0.9)])
+    for call in (probe_video, read_video):
+        with pytest.raises(FTVSRError, match=r"cut\.mp4: packet 107 .* truncated"):
+            call(tmp_path / "cut.mp4")
+
+
+def test_concealed_frame_is_an_error(tmp_path: Path) -> None:
+    # The decoder hides this damage (no error), only flags frame 55 corrupt: it must not pass.
+    data = bytearray(sample_video_path("carphone_pristine").read_bytes())
+    rng = random.Random(0)
+    for i in range(280_000, 280_016):
+        data[i] = rng.randrange(256)
+    (tmp_path / "hidden.mp4").write_bytes(bytes(data))
+    assert probe_video(tmp_path / "hidden.mp4").num_frames == 120  # the container is intact
+    for _ in range(3):  # single-threaded decoding: the same verdict every time
+        with pytest.raises(FTVSRError, match=r"hidden\.mp4: frame 55 is corrupt"):
+            read_video(tmp_path / "hidden.mp4")
+    assert read_video(tmp_path / "hidden.mp4", max_frames=55).shape == (55, 144, 176, 3)
+
+
+def test_bad_arguments() -> None:
+    path = sample_video_path("carphone_pristine")
+    with pytest.raises(FTVSRError, match="max_frames"):
+        read_video(path, max_frames=0)
+    with pytest.raises(FTVSRError, match="threads"):
+        read_video(path, threads=-1)

@@ -1,9 +1,17 @@
-"""Video through ffmpeg: probe, decode to uint8 RGB frames, encode frames at a CRF.
+"""Video: probe and decode to uint8 RGB frames with PyAV, encode frames at a CRF with ffmpeg.
 
-The ffmpeg binary is the one shipped inside the ``imageio-ffmpeg`` wheel
-(``imageio_ffmpeg.get_ffmpeg_exe()``), so results do not depend on a system ffmpeg; commands
-are built with ``ffmpeg-python``. That wheel ships no ``ffprobe``: `probe_video` reads the
-stream line of ``ffmpeg -i`` and counts packets with a stream copy.
+Reading goes through PyAV (libav* in-process): `probe_video` reads the first video stream's
+size and rate from the container and counts its packets; `iter_video` / `read_video` decode
+and convert to rgb24 through a libavfilter graph, the conversion the ffmpeg command line
+applies for ``-pix_fmt rgb24`` (swscale, BT.601 unless the stream says otherwise). The pixels
+are the ones the earlier ``ffmpeg -f rawvideo -pix_fmt rgb24`` subprocess gave, bit for bit,
+on the embedded sample videos and on clips `write_video` encodes (yuv420p/422p/444p, 8 and
+10 bit; ``tests/test_video.py`` checks it against the ffmpeg binary). PyAV's errors become
+FTVSRError naming the file.
+
+Encoding stays a subprocess: the ffmpeg binary shipped inside the ``imageio-ffmpeg`` wheel
+(``imageio_ffmpeg.get_ffmpeg_exe()``), so the x264 bitstream does not depend on a system
+ffmpeg; the command is built with ``ffmpeg-python``.
 
 Frames are uint8 ``(h, w, 3)`` RGB; a clip is ``(t, h, w, 3)``. RGB <-> YUV conversions are
 ffmpeg's defaults (BT.601), the same both ways.
@@ -15,11 +23,12 @@ import functools
 import os
 import re
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
+import av.filter
 import ffmpeg
 import imageio_ffmpeg
 import numpy as np
@@ -71,96 +80,131 @@ def _run(stream: ffmpeg.nodes.OutputStream, what: str, path: Path, input: bytes 
     return done.stderr.decode(errors="replace")
 
 
-_STREAM_LINE = re.compile(r"Stream #\d+:\d+.*?: Video: (?P<rest>.*)")
-_SIZE = re.compile(r"(?<![\dx])(\d{1,5})x(\d{1,5})(?![\dx])")
-_FPS = re.compile(r"([\d.]+)(k?) (?:fps|tbr)")
-_FRAME_COUNT = re.compile(r"frame=\s*(\d+)")
+def _reason(error: Exception) -> str:
+    """One line for a PyAV error: libav's message without the errno and file name PyAV adds."""
+    reason = str(getattr(error, "strerror", None) or error).strip()
+    return reason.splitlines()[0] if reason else type(error).__name__
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    """Open `path` for reading; FTVSRError naming it when it is missing or not a media file."""
+    if not path.is_file():
+        raise FTVSRError(f"video not found: {path}")
+    try:
+        return av.open(str(path), mode="r")
+    except (av.error.FFmpegError, OSError) as e:
+        raise FTVSRError(f"cannot open video {path}: {_reason(e)}") from e
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
+    if not container.streams.video:
+        raise FTVSRError(f"no video stream in {path}")
+    return container.streams.video[0]
+
+
+def _packets(container: av.container.InputContainer, stream: av.VideoStream, path: Path) -> Iterator[av.Packet]:
+    """The stream's packets, then the empty one that flushes the decoder; FTVSRError at a damaged one.
+
+    The demuxer flags a packet it could only read in part (a truncated file) as corrupt
+    rather than failing: the ffmpeg command line's ``-xerror`` stops there too.
+    """
+    for index, packet in enumerate(container.demux(stream)):
+        if packet.is_corrupt:
+            raise FTVSRError(f"reading {path}: packet {index} of its video stream is truncated or corrupt")
+        yield packet
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Size, frame count and frame rate of the first video stream of `path`.
 
-    The size and rate come from ``ffmpeg -i``; the count from copying the stream to the null
-    muxer (one packet per frame; no decoding). Raises FTVSRError naming the file, with
-    ffmpeg's last message, when it has no readable video stream.
+    The count is the number of the stream's packets (one per frame), read through the whole
+    file without decoding: exact for any container, and a truncated file fails here. The
+    rate is the stream's average frame rate (its base rate when the container has none; NaN
+    when neither is known). Raises FTVSRError naming the file when it is missing, not a media
+    file, has no video stream or cannot be read to its end.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FTVSRError(f"video not found: {path}")
-    # `ffmpeg -i` alone always exits 1 ("at least one output file must be specified"); the
-    # stream copy both validates the file and counts its packets.
-    stream = (
-        ffmpeg.input(str(path))
-        .output("-", format="null", map="0:v:0", c="copy")
-        .global_args("-hide_banner", "-nostdin")
-    )
-    log = _run(stream, "probing video", path)
-    match = next((m for m in map(_STREAM_LINE.search, log.splitlines()) if m), None)
-    if match is None:
-        raise FTVSRError(f"no video stream in {path}: {_last_line(log)}")
-    size, rate = _SIZE.search(match["rest"]), _FPS.search(match["rest"])
-    counts = _FRAME_COUNT.findall(log)
-    if size is None or not counts:
-        raise FTVSRError(f"cannot read the size or frame count of {path}: {match.group(0).strip()}")
-    fps = float(rate[1]) * (1000 if rate[2] else 1) if rate else float("nan")
-    return VideoInfo(width=int(size[1]), height=int(size[2]), num_frames=int(counts[-1]), fps=fps)
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        rate = stream.average_rate or stream.base_rate
+        try:
+            num_frames = sum(1 for packet in _packets(container, stream, path) if packet.size)
+        except av.error.FFmpegError as e:
+            raise FTVSRError(f"probing video {path} failed: {_reason(e)}") from e
+    if width <= 0 or height <= 0:
+        raise FTVSRError(f"cannot read the size of the video stream in {path}")
+    return VideoInfo(width=width, height=height, num_frames=num_frames, fps=float(rate) if rate else float("nan"))
 
 
-def iter_video(path: str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
+def _rgb_graph(stream: av.VideoStream) -> av.filter.Graph:
+    """A filter graph converting the stream's frames to rgb24.
+
+    Conversion goes through libavfilter's format negotiation, as the ffmpeg command line's
+    ``-pix_fmt rgb24`` does: same swscale settings, same pixels (`VideoFrame.to_ndarray`'s own
+    conversion differs for 10-bit input).
+    """
+    graph = av.filter.Graph()
+    graph.link_nodes(graph.add_buffer(template=stream), graph.add("format", "rgb24"), graph.add("buffersink"))
+    graph.configure()
+    return graph
+
+
+def iter_video(path: str | os.PathLike, max_frames: int | None = None, threads: int = 1) -> Iterator[np.ndarray]:
     """Decode `path` frame by frame: uint8 ``(h, w, 3)`` RGB arrays, at most `max_frames`.
 
-    Decoding errors stop ffmpeg (``-xerror``) and raise FTVSRError naming the file with
-    ffmpeg's last message; so does a file that yields no frame.
+    Strict: a truncated or damaged packet, a decoding error, a frame the decoder had to conceal
+    (flagged corrupt) or a frame whose size differs from the stream's raises FTVSRError naming
+    the file; so does a file that yields no frame. Closing the iterator early closes the file.
+    `threads` is the decoder's thread count (0: one per core). The pixels do not depend on it,
+    but with frame threads libavcodec flags concealed frames racily, so a damaged file can pass
+    one run and fail the next: the default 1 gives the same verdict every time (parallelism
+    comes from decoding clips side by side).
     """
     path = Path(path)
-    info = probe_video(path)
-    frame_bytes = info.width * info.height * 3
-    options = {"format": "rawvideo", "pix_fmt": "rgb24", "map": "0:v:0"}
-    if max_frames is not None:
-        if max_frames < 1:
-            raise FTVSRError(f"max_frames must be >= 1, got {max_frames}")
-        options["frames:v"] = max_frames
-    stream = (
-        ffmpeg.input(str(path))
-        .output("pipe:", **options)
-        .global_args("-hide_banner", "-nostdin", "-v", "error", "-xerror")
-    )
-    args = stream.compile(cmd=ffmpeg_exe())
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stderr_chunks: list[bytes] = []
-    # Drain stderr on the side: a decoder that logs a lot would otherwise fill the pipe and stall.
-    drain = threading.Thread(target=lambda: stderr_chunks.append(process.stderr.read()), daemon=True)
-    drain.start()
-    count = 0
-    try:
-        while True:
-            data = process.stdout.read(frame_bytes)
-            if not data:
-                break
-            if len(data) < frame_bytes:
-                process.wait()
-                drain.join()
-                raise FTVSRError(f"decoding {path}: truncated frame {count}: {_last_line(b''.join(stderr_chunks))}")
-            yield np.frombuffer(data, dtype=np.uint8).reshape(info.height, info.width, 3)
+    if max_frames is not None and max_frames < 1:
+        raise FTVSRError(f"max_frames must be >= 1, got {max_frames}")
+    if threads < 0:
+        raise FTVSRError(f"threads must be >= 0, got {threads}")
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        stream.codec_context.thread_count = threads
+        if threads != 1:
+            stream.thread_type = "AUTO"  # frame and slice threads
+        width, height = stream.codec_context.width, stream.codec_context.height
+        try:
+            graph = _rgb_graph(stream)
+        except av.error.FFmpegError as e:
+            raise FTVSRError(f"cannot convert the {width}x{height} video of {path} to RGB: {_reason(e)}") from e
+        frames = (frame for packet in _packets(container, stream, path) for frame in packet.decode())
+        count = 0
+        while max_frames is None or count < max_frames:
+            try:
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                if frame.is_corrupt:
+                    raise FTVSRError(f"decoding {path}: frame {count} is corrupt")
+                if (frame.width, frame.height) != (width, height):
+                    raise FTVSRError(
+                        f"decoding {path}: frame {count} is {frame.width}x{frame.height}, the stream {width}x{height}"
+                    )
+                graph.vpush(frame)
+                rgb = np.ascontiguousarray(graph.vpull().to_ndarray())
+            except av.error.FFmpegError as e:
+                raise FTVSRError(f"decoding {path} failed after {count} frames: {_reason(e)}") from e
+            yield rgb
             count += 1
-        process.wait()
-        drain.join()
-        if process.returncode != 0:
-            raise FTVSRError(f"decoding {path} failed after {count} frames: {_last_line(b''.join(stderr_chunks))}")
         if count == 0:
-            raise FTVSRError(f"no frames decoded from {path}: {_last_line(b''.join(stderr_chunks))}")
-    finally:
-        if process.poll() is None:  # the caller stopped early: stop ffmpeg too
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        drain.join()
-        process.stderr.close()
+            raise FTVSRError(f"no frames decoded from {path}")
 
 
-def read_video(path: str | os.PathLike, max_frames: int | None = None) -> np.ndarray:
-    """Decode the first video stream of `path` to uint8 ``(t, h, w, 3)`` RGB (at most `max_frames`)."""
-    return np.stack(list(iter_video(path, max_frames)))
+def read_video(path: str | os.PathLike, max_frames: int | None = None, threads: int = 1) -> np.ndarray:
+    """Decode the first video stream of `path` to uint8 ``(t, h, w, 3)`` RGB (at most `max_frames`).
+
+    `threads` as for `iter_video`.
+    """
+    return np.stack(list(iter_video(path, max_frames, threads)))
 
 
 def check_even_size(width: int, height: int, pix_fmt: str, what: str) -> None:
@@ -198,7 +242,7 @@ def write_video(
     container = CONTAINERS.get(path.suffix.lower())
     if container is None:
         raise FTVSRError(f"unknown video container for {path} (use one of {', '.join(CONTAINERS)})")
-    t, h, w, _ = frames.shape
+    _, h, w, _ = frames.shape
     check_even_size(w, h, pix_fmt, str(path))
     with atomic_path(path) as tmp:
         stream = (
