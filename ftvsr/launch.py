@@ -6,13 +6,12 @@ path to `ftvsr.train`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ftvsr import tracking
 from ftvsr.data.layout import training_lmdbs
@@ -20,14 +19,14 @@ from ftvsr.errors import FTVSRError
 from ftvsr.params import Params, load_params
 
 
-def settings_digest(params: Params) -> str:
-    """A short digest of the settings that define a training run (names its checkpoint folder)."""
-    settings = {
-        "model": params.model.model_dump(mode="json"),
-        "train": params.train.model_dump(mode="json"),
-        "crfs": params.data.crfs,
-    }
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+def settings_digest(params: Params, data_id: Mapping[str, Any], nproc: int = 1) -> str:
+    """The name of a training run's checkpoint folder: a digest of its identity
+    (`ftvsr.train.run_identity`: the settings that change the result, the data's fingerprint, the
+    number of processes). The loop checks a checkpoint against the same identity, so a run that
+    may resume (say, with more iterations) finds its folder, and any other starts in a new one."""
+    from ftvsr.train import identity_digest, run_identity
+
+    return identity_digest(run_identity(params.model, params.train, data_id, nproc))
 
 
 def torchrun_command(
@@ -72,19 +71,24 @@ def run_training(
 ) -> str | None:
     """Train with the settings of `params_file` on the pack stage's LMDBs; returns the MLflow run id.
 
-    Checkpoints go to a subfolder of `work_dir` named by a digest of the model and train
-    settings: an interrupted run resumes exactly, a changed configuration starts afresh.
+    Checkpoints go to a subfolder of `work_dir` named by the run's identity (`settings_digest`):
+    an interrupted run, or one with more `train.iterations`, resumes exactly; changed data or
+    settings that change the result start afresh in another folder.
     """
-    from ftvsr.train import train  # torch and friends: imported only when training
+    from ftvsr.train import data_fingerprint, train  # torch and friends: imported only when training
 
     params_file, out_model = Path(params_file), Path(out_model)
     params: Params = load_params(params_file)
-    gt_lmdb, lq_lmdbs = training_lmdbs(lmdb_dir, params.data.crfs)
-    run_dir = Path(work_dir) / settings_digest(params)
     if nproc < 1:
         raise FTVSRError(f"nproc must be >= 1, got {nproc}")
+    gt_lmdb, lq_lmdbs = training_lmdbs(lmdb_dir, params.data.crfs)
+    data_id = data_fingerprint(gt_lmdb, lq_lmdbs, params.data)
+    run_dir = Path(work_dir) / settings_digest(params, data_id, nproc)
     if nproc > 1:
-        command = torchrun_command(params_file, gt_lmdb, lq_lmdbs, out_model, run_dir, nproc)
+        # --standalone: a rendezvous on a free local port (no clash with another job on the machine)
+        command = torchrun_command(params_file, gt_lmdb, lq_lmdbs, out_model, run_dir, nproc, extra=["--standalone"])
+        if not progress:
+            command.append("--no-progress")
         if subprocess.run(command).returncode:
             raise FTVSRError(f"distributed training failed (its log is above): {' '.join(command)}")
         return tracking.read_train_run(out_model.with_name(tracking.TRAIN_RUN_FILE)).get("run_id")
@@ -101,5 +105,6 @@ def run_training(
         extra_params={"profile": params.profile, "data": params.data.model_dump(mode="json")},
         extra_tags={"profile": params.profile},
         progress=progress,
+        data_id=data_id,
     )
     return result.run_id

@@ -19,11 +19,19 @@ mmedit/models/restorers/ttvsr.py, mmcv's CosineRestart):
   so N processes x batch b compute what one process computes with batch N x b.
 
 Exact resume: every `checkpoint_every` iterations (and at the end) `work_dir/checkpoints/`
-gets the unwrapped model, the optimizer, the schedule, the iteration, every rank's RNG
-states and the loss history; a run started on a work_dir with checkpoints continues from the
-newest readable one. Which clip (and which augmentation) each rank trains on at iteration i
-is a pure function of (seed, i) (`ClipOrder`), so a resumed run sees the same data as an
-uninterrupted one; on a CPU it reproduces it bit for bit.
+gets the unwrapped model, the optimizer, the iteration, every rank's RNG states, the loss
+history and the run identity (`run_identity`: the settings that change the result, a content
+fingerprint of the training data, the number of processes). A run started on a work_dir
+continues from the newest readable checkpoint if its identity is the same, and stops with an
+error naming what differs otherwise; RESUMABLE_CHANGES lists the settings that may change in
+between (`iterations`: raise it to train on). Which clip (and which augmentation) each rank
+trains on at iteration i is a pure function of (seed, i) (`ClipOrder`), and the lr one of i,
+so a resumed run sees the same data as an uninterrupted one; on a CPU it reproduces it bit
+for bit. A run deletes only its own older checkpoints (it keeps its newest KEEP_CHECKPOINTS),
+never unreadable files or another run's.
+
+The loop (`train`) reads top-down: setup, `_resume`, then per iteration `train_step` and the
+periodic actions (log to MLflow, validate, `_write_checkpoint`), then the outputs.
 
 Outputs (rank 0): the model (`save_model`), `<model stem>_loss.csv` (`step,loss,lr`: the
 mean loss of each `log_every` window and the lr of its last iteration) and `train_run.json`
@@ -33,15 +41,17 @@ mean loss of each `log_every` window and the lr of its last iteration) and `trai
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
 import os
 import random
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sized
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,6 +67,7 @@ from tqdm import tqdm
 from ftvsr import tracking
 from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import atomic_path, write_text_atomic
+from ftvsr.io.lmdb_store import DATA_FILE, META_FILE, is_lmdb
 from ftvsr.io.parallel import torch_threads
 from ftvsr.losses import charbonnier_loss
 from ftvsr.models import FTVSR, load_spynet_weights, save_model
@@ -74,8 +85,10 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FORMAT = "ftvsr-train-state"
-CHECKPOINT_VERSION = 1
-KEEP_CHECKPOINTS = 2  # the newest two: if the last one is damaged, the one before still resumes
+CHECKPOINT_VERSION = 2  # 2: the run identity holds the data fingerprint; the run's own checkpoints
+KEEP_CHECKPOINTS = 2  # a run keeps its newest two: if the last one is damaged, the one before still resumes
+# The content digest a training LMDB may carry (see `store_digest`); without it `data.mdb` is hashed.
+CONTENT_DIGEST_FILE = "content.sha256"
 EPOCH_REPEAT = 1000  # an epoch visits every clip this often (the published RepeatDataset(times=1000))
 # Settings that do not change what a run computes: a checkpoint resumes with other values of these.
 # (`iterations` too: the data, schedule and phases of iteration i do not depend on it.)
@@ -481,20 +494,105 @@ def _check_batch(batch: Mapping[str, Any]) -> None:
         raise FTVSRError(f"training batch: gt {tuple(gt.shape)} is not 4x lq {tuple(lq.shape)}")
 
 
-# ================================================================ checkpoints
+# ================================================================ run identity and data fingerprint
 
 
-def fingerprint(
-    model_settings: ModelSettings, train_settings: TrainSettings, world_size: int, dataset_size: int
+def run_identity(
+    model_settings: ModelSettings,
+    train_settings: TrainSettings,
+    data_fingerprint: Mapping[str, Any],
+    world_size: int,
 ) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed: every setting that changes the computation."""
+    """What makes two trainings the same run: a checkpoint is resumed only by a run of equal identity.
+
+    Every model setting, every train setting except RESUMABLE_CHANGES (the one list of what may
+    change on resume), the data (`data_fingerprint`) and the number of processes (each keeps its
+    own RNG states). The launcher names its checkpoint folder by `identity_digest` of this, and the
+    loop compares it with the checkpoint's, so both agree on "the same run".
+    """
     train = {k: v for k, v in train_settings.model_dump(mode="json").items() if k not in RESUMABLE_CHANGES}
     return {
         "model": model_settings.model_dump(mode="json"),
         "train": train,
+        "data": json.loads(json.dumps(dict(data_fingerprint), sort_keys=True)),
         "world_size": world_size,
-        "dataset_size": dataset_size,
     }
+
+
+def identity_digest(identity: Mapping[str, Any]) -> str:
+    """A short digest of a run identity (the launcher's checkpoint folder name)."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def data_fingerprint(
+    gt_lmdb: str | os.PathLike,
+    lq_lmdbs: Mapping[Any, str | os.PathLike],
+    data_settings: DataSettings | None = None,
+) -> dict[str, Any]:
+    """The training data's identity: a content digest of each LMDB (or set folder) and the data
+    settings that change which samples are drawn from them (source, leak_reds4).
+
+    Degradation, compression, the clips and their frames all end up in the LMDBs' content, so a
+    change to any of them changes this.
+    """
+    source = data_settings.source if data_settings is not None else "sample"
+    leak_reds4 = data_settings.leak_reds4 if data_settings is not None else False
+    return {
+        "source": source,
+        "leak_reds4": leak_reds4,
+        "gt": store_digest(gt_lmdb),
+        "lq": {str(level): store_digest(path) for level, path in lq_lmdbs.items()},
+    }
+
+
+def dataset_fingerprint(dataset: Sized) -> dict[str, Any]:
+    """The identity of a ready dataset given to `train` (no files to hash): its class and length."""
+    return {"dataset": type(dataset).__qualname__, "size": len(dataset)}
+
+
+def store_digest(path: str | os.PathLike) -> str:
+    """sha256 of a training LMDB's content (`meta_info.txt`, then the digest written at pack time,
+    `content.sha256`, or else the whole `data.mdb`), or of a set folder's files (names and bytes)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    if is_lmdb(path):
+        meta = path / META_FILE
+        digest.update(meta.read_bytes() if meta.is_file() else b"")
+        recorded = path / CONTENT_DIGEST_FILE
+        if recorded.is_file():
+            digest.update(b"recorded:" + recorded.read_bytes().strip())
+        else:
+            _hash_file(digest, path / DATA_FILE)
+    elif path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(f"{file.relative_to(path).as_posix()}\0".encode())
+            _hash_file(digest, file)
+    else:
+        raise FTVSRError(f"training data not found: {path}")
+    return digest.hexdigest()
+
+
+def _hash_file(digest: Any, path: Path) -> None:
+    size = path.stat().st_size
+    if size > 1 << 30:
+        log.info("hashing %s (%.1f GB) to identify the training data", path, size / 1e9)
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 22):
+            digest.update(chunk)
+
+
+def _describe_mismatch(expected: Mapping[str, Any], found: Mapping[str, Any]) -> str:
+    flat_expected, flat_found = tracking.flatten(expected), tracking.flatten(found)
+    keys = sorted(k for k in flat_expected.keys() | flat_found.keys() if flat_expected.get(k) != flat_found.get(k))
+    shown = ", ".join(f"{k}: {_short(flat_found.get(k, '-'))} -> {_short(flat_expected.get(k, '-'))}" for k in keys[:4])
+    return shown + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
+
+
+def _short(value: str) -> str:
+    return value[:12] if re.fullmatch(r"[0-9a-f]{64}", value) else value
+
+
+# ================================================================ checkpoints
 
 
 def checkpoint_path(work_dir: Path, iteration: int) -> Path:
@@ -524,28 +622,38 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def find_checkpoint(work_dir: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The newest readable checkpoint in `work_dir` (damaged ones are skipped with a warning)."""
+    """The newest readable checkpoint in `work_dir`; unreadable ones are reported, and left alone."""
     for path in list_checkpoints(work_dir):
         try:
             return path, load_checkpoint(path)
         except FTVSRError as err:
-            log.warning("skipping %s", err)
+            log.warning("skipping %s; left in place", err)
     return None
 
 
 def save_checkpoint(path: Path, state: Mapping[str, Any]) -> None:
-    """Write atomically (temporary file, then rename); keep the KEEP_CHECKPOINTS newest."""
-    with atomic_path(path) as tmp:
-        torch.save(dict(state), tmp)
-    for old in list_checkpoints(path.parent.parent)[KEEP_CHECKPOINTS:]:
-        old.unlink(missing_ok=True)
+    """Write atomically (temporary file, then rename): a failed write leaves the folder as it was.
+
+    A failure to write (a full disk, a lost mount) raises FTVSRError naming `path`.
+    """
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(dict(state), tmp)
+    except OSError as err:
+        raise FTVSRError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
 
 
-def _describe_mismatch(expected: Mapping[str, Any], found: Mapping[str, Any]) -> str:
-    flat_expected, flat_found = tracking.flatten(expected), tracking.flatten(found)
-    keys = sorted(k for k in flat_expected.keys() | flat_found.keys() if flat_expected.get(k) != flat_found.get(k))
-    shown = ", ".join(f"{k}: {flat_found.get(k, '-')} -> {flat_expected.get(k, '-')}" for k in keys[:4])
-    return shown + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
+def prune_checkpoints(work_dir: Path, own: list[int], keep: int = KEEP_CHECKPOINTS) -> list[int]:
+    """Delete this run's own checkpoints (`own`: their iterations) but the `keep` newest; return
+    the iterations kept. Nothing else in the folder is touched: not another run's files, not
+    unreadable ones, not higher-numbered leftovers."""
+    own = sorted(set(own))
+    for iteration in own[:-keep]:
+        try:
+            checkpoint_path(work_dir, iteration).unlink(missing_ok=True)
+        except OSError as err:
+            log.warning("could not delete old checkpoint %s: %s", checkpoint_path(work_dir, iteration), err)
+    return own[-keep:]
 
 
 def _check_writable(folder: Path, what: str) -> None:
@@ -558,20 +666,29 @@ def _check_writable(folder: Path, what: str) -> None:
         raise FTVSRError(f"{what} {folder} is not writable ({err.strerror or err})") from None
 
 
+@contextmanager
+def _writing(what: str, path: Path) -> Iterator[None]:
+    """Turn an OSError while writing `path` (a full disk...) into a one-line FTVSRError."""
+    try:
+        yield
+    except OSError as err:
+        raise FTVSRError(f"cannot write {what} {path}: {err.strerror or err}") from None
+
+
 # ================================================================ validation and logs
 
 
 def validate_clip(
     model: nn.Module, lq_dir: str | os.PathLike, gt_dir: str | os.PathLike, device: torch.device
 ) -> dict[str, float]:
-    """PSNR (RGB, no crop, as the paper's REDS tables) of the model on one clip folder pair."""
+    """PSNR (RGB, no crop, as the paper's REDS tables) of the model on one clip folder pair, by the
+    evaluation's own `super_resolve` (one pass over the clip) and `psnr`."""
+    from ftvsr.inference import super_resolve
     from ftvsr.io.frames import read_clip
     from ftvsr.metrics import psnr
 
     lq, gt = read_clip(lq_dir), read_clip(gt_dir)
-    frames = torch.from_numpy(lq).permute(0, 3, 1, 2).float().div(255).unsqueeze(0).to(device)
-    with torch.no_grad():
-        out = model(frames)[0].clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    out = super_resolve(model, lq, device=device)
     if out.shape != gt.shape:
         raise FTVSRError(f"validation clip {gt_dir}: output {out.shape} does not match GT {gt.shape}")
     return {"psnr": float(np.mean([psnr(g, o) for g, o in zip(gt, out, strict=True)]))}
@@ -610,38 +727,280 @@ def _write_loss_csv(path: Path, rows: list[tuple[int, float, float]]) -> None:
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
-def _start_mlflow_run(
-    settings: MlflowSettings,
-    run_id: str | None,
-    run_name: str | None,
-    params: Mapping[str, str],
-    tags: Mapping[str, str],
-) -> tuple[Any, str]:
-    """Start (or, resuming, reopen) the training run; return (the mlflow module, run id)."""
-    import mlflow
+class Tracker:
+    """The training's MLflow run (rank 0): started, or reopened on resume.
 
-    experiment_id = tracking.configure(settings)
-    system_metrics = tracking.system_metrics_available()
-    if run_id is not None:
-        try:
-            mlflow.get_run(run_id)
-        except mlflow.exceptions.MlflowException:
-            log.warning(
-                "MLflow run %s of the checkpoint is not in %s: starting a new run", run_id, settings.tracking_uri
-            )
-            run_id = None
-    if run_id is not None:
-        mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
-    else:
+    A reopened run may already hold steps past the checkpoint (logged by the interrupted process
+    before it died); those steps are not logged again, so every step appears once per metric.
+    """
+
+    def __init__(self, mlflow: Any, run_id: str, reopened: bool):
+        self.mlflow, self.run_id, self.reopened = mlflow, run_id, reopened
+        self._logged_through: dict[str, int] = {}
+
+    @classmethod
+    def start(
+        cls,
+        settings: MlflowSettings,
+        run_id: str | None,
+        run_name: str | None,
+        params: Mapping[str, str],
+        tags: Mapping[str, str],
+    ) -> Tracker:
+        import mlflow
+
+        experiment_id = tracking.configure(settings)
+        system_metrics = tracking.system_metrics_available()
+        if run_id is not None:
+            try:
+                mlflow.get_run(run_id)
+            except mlflow.exceptions.MlflowException:
+                log.warning(
+                    "MLflow run %s of the checkpoint is not in %s: starting a new run", run_id, settings.tracking_uri
+                )
+                run_id = None
+        if run_id is not None:
+            mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
+            return cls(mlflow, run_id, reopened=True)
         run = mlflow.start_run(
             experiment_id=experiment_id, run_name=run_name, tags=dict(tags), log_system_metrics=system_metrics
         )
-        run_id = run.info.run_id
         mlflow.log_params(dict(params))
-    return mlflow, run_id
+        return cls(mlflow, run.info.run_id, reopened=False)
+
+    def _last_step(self, key: str) -> int:
+        if key not in self._logged_through:
+            history = self.mlflow.MlflowClient().get_metric_history(self.run_id, key) if self.reopened else []
+            self._logged_through[key] = max((m.step for m in history), default=-1)
+        return self._logged_through[key]
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        new = {k: v for k, v in metrics.items() if step > self._last_step(k)}
+        if new:
+            self.mlflow.log_metrics(new, step=step)
+            self._logged_through.update(dict.fromkeys(new, step))
+
+    def log_outputs(self, result: TrainResult, model_config: Mapping[str, Any]) -> None:
+        """The final loss, the model (with its config) and the loss curve."""
+        self.log({"final_loss": result.final_loss}, result.iterations)
+        self.mlflow.log_artifact(str(result.model_path), artifact_path="model")
+        self.mlflow.log_dict(dict(model_config), "model/config.json")
+        self.mlflow.log_artifact(str(result.loss_csv))
+
+    def end(self, status: str = "FINISHED") -> None:
+        self.mlflow.end_run(status=status)
 
 
 # ================================================================ the loop
+
+
+@dataclass
+class RunState:
+    """What one iteration hands the next; all of it but `phase` goes into a checkpoint."""
+
+    iteration: int = 0  # iterations done: the next one to run
+    history: list[tuple[float, float]] = field(default_factory=list)  # (loss, lr) of each iteration
+    nonfinite_total: int = 0  # updates skipped for a non-finite loss, in all
+    nonfinite_run: int = 0  # ... in a row, up to now
+    run_id: str | None = None  # MLflow
+    checkpoints: list[int] = field(default_factory=list)  # this run's checkpoints on disk (iterations)
+    phase: frozenset[str] | None = None  # the trainable parts now (re-applied after a resume)
+
+
+def train_step(
+    net: nn.Module,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Mapping[str, torch.Tensor],
+    settings: TrainSettings,
+    place: Distributed,
+    state: RunState,
+) -> float:
+    """Iteration `state.iteration`: phase, lr, forward and backward, the NaN guard, the update.
+
+    Returns the loss (mean over processes). A non-finite loss or gradient skips the update (weights
+    and optimizer state stay as they were); `max_nonfinite_steps` of them in a row raise.
+    """
+    iteration = state.iteration
+    parts = trainable_parts(iteration, settings)
+    if parts != state.phase:
+        apply_phase(model, parts)
+        state.phase = parts
+        if place.is_main:
+            log.info("iteration %d: training %s", iteration, ", ".join(p for p in PARTS if p in parts))
+    lr = set_learning_rate(optimizer, iteration, settings.scheduler)
+
+    lq = batch["lq"].to(place.device, non_blocking=True)
+    gt = batch["gt"].to(place.device, non_blocking=True)
+    loss = charbonnier_loss(net(lq), gt, settings.charbonnier_eps)
+    loss.backward()  # always (also for a NaN loss): DDP expects every forward to be followed by one
+    loss_value = mean_across_ranks(loss.item(), place)
+    finite = math.isfinite(loss_value)
+    if finite and settings.grad_clip is not None:
+        trainable = [p for p in model.parameters() if p.grad is not None]
+        finite = math.isfinite(float(torch.nn.utils.clip_grad_norm_(trainable, settings.grad_clip)))
+    if finite:
+        optimizer.step()
+        state.nonfinite_run = 0
+    else:
+        state.nonfinite_run += 1
+        state.nonfinite_total += 1
+        if place.is_main:
+            log.warning(
+                "iteration %d: non-finite loss %s (or gradient), update skipped (%d in a row)",
+                iteration,
+                loss_value,
+                state.nonfinite_run,
+            )
+        if state.nonfinite_run >= settings.max_nonfinite_steps:
+            raise FTVSRError(
+                f"training diverged: {state.nonfinite_run} iterations in a row with a non-finite "
+                f"loss (up to iteration {iteration}); lower train.optimizer.lr or set "
+                f"train.grad_clip (train.max_nonfinite_steps={settings.max_nonfinite_steps})"
+            )
+    optimizer.zero_grad(set_to_none=True)
+    state.history.append((loss_value, lr))
+    state.iteration += 1
+    return loss_value
+
+
+def _resume(
+    work_dir: Path,
+    identity: Mapping[str, Any],
+    settings: TrainSettings,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    place: Distributed,
+) -> tuple[RunState, list[dict[str, Any]] | None]:
+    """Load the newest readable checkpoint of `work_dir` into model and optimizer (rank 0 chooses,
+    every rank loads it); return the run state and every rank's RNG states (None: a fresh run).
+
+    A checkpoint of another run identity (settings, data or processes) is an error naming what differs.
+    """
+    resumed = None
+    if place.is_main:
+        found = find_checkpoint(work_dir)
+        resumed = str(found[0]) if found else None
+    if place.world_size > 1:
+        choice = [resumed]
+        dist.broadcast_object_list(choice, src=0)
+        resumed = choice[0]
+    if resumed is None:
+        return RunState(), None
+    checkpoint = load_checkpoint(Path(resumed))
+    found_identity = json.loads(checkpoint["identity"])
+    if found_identity != identity:
+        raise FTVSRError(
+            f"{resumed} was written by another run ({_describe_mismatch(identity, found_identity)}); "
+            f"restore those settings and data, or delete {work_dir} to start afresh"
+        )
+    if checkpoint["iteration"] > settings.iterations:
+        raise FTVSRError(
+            f"{resumed} is at iteration {checkpoint['iteration']}, past train.iterations "
+            f"({settings.iterations}); delete {work_dir} to start afresh"
+        )
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    state = RunState(
+        iteration=int(checkpoint["iteration"]),
+        history=[(float(loss), float(lr)) for loss, lr in checkpoint["history"].tolist()],
+        nonfinite_total=int(checkpoint["nonfinite_total"]),
+        nonfinite_run=int(checkpoint["nonfinite_run"]),
+        run_id=checkpoint.get("mlflow_run_id"),
+        checkpoints=[int(i) for i in checkpoint["checkpoints"] if checkpoint_path(work_dir, int(i)).is_file()],
+    )
+    if place.is_main:
+        log.info("resuming from %s (iteration %d of %d)", resumed, state.iteration, settings.iterations)
+    return state, checkpoint["rng"]
+
+
+def _write_checkpoint(
+    work_dir: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    settings: TrainSettings,
+    identity: Mapping[str, Any],
+    state: RunState,
+    place: Distributed,
+) -> None:
+    """Rank 0 writes the checkpoint of `state.iteration` (with every rank's RNG states), then prunes
+    the run's own older ones; a failed write stops every rank with its error."""
+    rng_states = _gather_rng_states(place)
+    error = None
+    if place.is_main:
+        kept = sorted({*state.checkpoints, state.iteration})[-KEEP_CHECKPOINTS:]
+        try:
+            save_checkpoint(
+                checkpoint_path(work_dir, state.iteration),
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "version": CHECKPOINT_VERSION,
+                    "iteration": state.iteration,
+                    "identity": json.dumps(identity, sort_keys=True),
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    # a record of the schedule (the lr of iteration i is a function of i and these)
+                    "scheduler": {
+                        "name": settings.scheduler.name,
+                        "base_lrs": [g["initial_lr"] for g in optimizer.param_groups],
+                        **settings.scheduler.model_dump(mode="json", exclude={"name"}),
+                    },
+                    "rng": rng_states,
+                    "history": torch.tensor(state.history, dtype=torch.float64).reshape(-1, 2),
+                    "nonfinite_total": state.nonfinite_total,
+                    "nonfinite_run": state.nonfinite_run,
+                    "mlflow_run_id": state.run_id,
+                    "checkpoints": kept,
+                },
+            )
+            state.checkpoints = prune_checkpoints(work_dir, [*state.checkpoints, state.iteration])
+        except FTVSRError as err:
+            error = str(err)
+    if place.world_size > 1:
+        box = [error]
+        dist.broadcast_object_list(box, src=0)
+        error = box[0]
+    if error is not None:
+        raise FTVSRError(error)
+
+
+def _due(step: int, every: int, settings: TrainSettings) -> bool:
+    return step % every == 0 or step == settings.iterations
+
+
+def _training_data(
+    settings: TrainSettings,
+    place: Distributed,
+    gt_lmdb: str | os.PathLike | None,
+    lq_lmdbs: Mapping[Any, str | os.PathLike] | None,
+    data_settings: DataSettings | None,
+    dataset: Dataset | None,
+    data_id: Mapping[str, Any] | None,
+) -> tuple[MapDataset, Mapping[str, Any]]:
+    """The training set (built from the LMDBs unless given), checked, and its fingerprint (hashed
+    by rank 0 unless given, the same on every rank)."""
+    if dataset is None:
+        assert gt_lmdb is not None and lq_lmdbs is not None  # checked by `train`
+        dataset = training_dataset(settings, gt_lmdb, lq_lmdbs, data_settings)
+    if not isinstance(dataset, Sized):
+        raise FTVSRError(f"train: the dataset must be map-style, with a length; got {type(dataset).__name__}")
+    global_batch = settings.batch_size * place.world_size
+    if len(dataset) < global_batch:
+        raise FTVSRError(
+            f"the training set has {len(dataset)} samples, fewer than one global batch "
+            f"({settings.batch_size} per process x {place.world_size} processes)"
+        )
+    if data_id is None and place.is_main:
+        if gt_lmdb is not None and lq_lmdbs is not None:
+            data_id = data_fingerprint(gt_lmdb, lq_lmdbs, data_settings)
+        else:
+            data_id = dataset_fingerprint(dataset)
+    if place.world_size > 1:
+        box = [data_id]
+        dist.broadcast_object_list(box, src=0)
+        data_id = box[0]
+    assert data_id is not None
+    return dataset, data_id
 
 
 def train(
@@ -661,41 +1020,38 @@ def train(
     val: Validation | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    data_id: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train FTVSR(**model_settings) with the published recipe; resume from `work_dir` if it holds
-    checkpoints of the same configuration.
+    a checkpoint of the same run (`run_identity`: settings, data and processes).
 
     Data: `gt_lmdb` and `lq_lmdbs` (level "raw" / CRF -> LMDB or set folder) through
     `training_dataset`, or a ready `dataset` whose samples are {"lq": (t, 3, h, w),
-    "gt": (t, 3, 4h, 4w)} float in [0, 1]. Validation: a callable model -> {name: value}
-    or an (LR clip folder, GT clip folder) pair, run on rank 0 every `eval_every`
-    iterations and at the end. Runs as one process or under torchrun (see module doc).
+    "gt": (t, 3, 4h, 4w)} float in [0, 1]. `data_id`: the data's fingerprint if the caller has
+    computed it already (default: `data_fingerprint` of the LMDBs, `dataset_fingerprint` of a
+    dataset). Validation: a callable model -> {name: value} or an (LR clip folder, GT clip
+    folder) pair, run on rank 0 every `eval_every` iterations and at the end. Runs as one
+    process or under torchrun (see module doc).
     """
     settings = train_settings
     out_model, work_dir = Path(out_model), Path(work_dir)
     if (dataset is None) == (gt_lmdb is None or lq_lmdbs is None):
         raise FTVSRError("train: give either gt_lmdb and lq_lmdbs, or a dataset")
     place, owns_group = setup_distributed(device)
-    restore_threads = ExitStack()  # closed in `finally`
-    restore_threads.enter_context(torch_threads(settings.threads))
-    mlflow = None
+    tracker: Tracker | None = None
+    cleanup = ExitStack()  # closed in `finally`
     try:
+        if owns_group:
+            cleanup.callback(dist.destroy_process_group)
+        cleanup.enter_context(torch_threads(settings.threads))
+
         # -------------------------------------------------- before anything runs: can it finish?
         _check_writable(work_dir / CHECKPOINT_DIR, "resume directory")
         _check_writable(out_model.parent, "model output folder")
-        if dataset is None:
-            assert gt_lmdb is not None and lq_lmdbs is not None  # checked on entry
-            dataset = training_dataset(settings, gt_lmdb, lq_lmdbs, data_settings)
-        if not isinstance(dataset, Sized):
-            raise FTVSRError(f"train: the dataset must be map-style, with a length; got {type(dataset).__name__}")
-        global_batch = settings.batch_size * place.world_size
-        if len(dataset) < global_batch:
-            raise FTVSRError(
-                f"the training set has {len(dataset)} samples, fewer than one global batch "
-                f"({settings.batch_size} per process x {place.world_size} processes)"
-            )
+        samples, data_id = _training_data(settings, place, gt_lmdb, lq_lmdbs, data_settings, dataset, data_id)
+        identity = run_identity(model_settings, settings, data_id, place.world_size)
 
-        # -------------------------------------------------- model and optimizer (same init on every rank)
+        # -------------------------------------------------- model, optimizer, resume (same on every rank)
         torch.manual_seed(settings.seed)
         model = FTVSR(**model_settings.model_dump())
         if settings.spynet_weights:
@@ -703,37 +1059,8 @@ def train(
         model.to(place.device).train()
         optimizer = build_optimizer(model, settings.optimizer)
         _seed_everything(settings.seed + place.rank)
-
-        # -------------------------------------------------- resume
-        expected = fingerprint(model_settings, settings, place.world_size, len(dataset))
-        start, history, nonfinite_total, run_id, resumed, state = 0, [], 0, None, None, None
-        if place.is_main:
-            found = find_checkpoint(work_dir)
-            resumed = str(found[0]) if found else None
-        if place.world_size > 1:  # every rank loads what rank 0 chose
-            choice = [resumed]
-            dist.broadcast_object_list(choice, src=0)
-            resumed = choice[0]
-        if resumed is not None:
-            state = load_checkpoint(Path(resumed))
-            if json.loads(state["fingerprint"]) != expected:
-                raise FTVSRError(
-                    f"{resumed} was written by another configuration "
-                    f"({_describe_mismatch(expected, json.loads(state['fingerprint']))}); "
-                    f"restore those settings or delete {work_dir} to start afresh"
-                )
-            if state["iteration"] > settings.iterations:
-                raise FTVSRError(
-                    f"{resumed} is at iteration {state['iteration']}, past train.iterations "
-                    f"({settings.iterations}); delete {work_dir} to start afresh"
-                )
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            start, run_id = state["iteration"], state.get("mlflow_run_id")
-            history = [(float(loss), float(lr)) for loss, lr in state["history"].tolist()]
-            nonfinite_total = int(state["nonfinite_total"])
-            if place.is_main:
-                log.info("resuming from %s (iteration %d of %d)", resumed, start, settings.iterations)
+        state, rng_states = _resume(work_dir, identity, settings, model, optimizer, place)
+        start = state.iteration
         net = wrap_model(model, place)
 
         # -------------------------------------------------- tracking (rank 0)
@@ -741,170 +1068,116 @@ def train(
             params = tracking.flatten(
                 {"model": model_settings.model_dump(mode="json"), "train": settings.model_dump(mode="json")}
             )
-            params.update(tracking.flatten(dict(extra_params or {})))
-            params["world_size"] = str(place.world_size)
+            params.update(tracking.flatten({**(extra_params or {}), "world_size": place.world_size}))
             data_paths = [gt_lmdb, *lq_lmdbs.values()] if gt_lmdb is not None and lq_lmdbs is not None else []
             tags = tracking.run_tags("train", data_paths, extra_tags)
-            mlflow, run_id = _start_mlflow_run(mlflow_settings, run_id, run_name, params, tags)
+            tracker = Tracker.start(mlflow_settings, state.run_id, run_name, params, tags)
+            state.run_id = tracker.run_id
 
         # -------------------------------------------------- the loop
-        batches = _batches(dataset, settings, place, start)
-        if state is not None:  # resumed; last, so that nothing above draws from the restored generators
-            set_rng_state(state["rng"][place.rank], place)
-        bar = tqdm(
-            total=settings.iterations,
-            initial=start,
-            desc="train",
-            dynamic_ncols=True,
-            disable=not (progress and place.is_main),
+        batches = _batches(samples, settings, place, start)
+        if rng_states is not None:  # last, so that nothing above draws from the restored generators
+            set_rng_state(rng_states[place.rank], place)
+        bar = cleanup.enter_context(
+            tqdm(
+                total=settings.iterations,
+                initial=start,
+                desc="train",
+                dynamic_ncols=True,
+                disable=not (progress and place.is_main),
+            )
         )
-        phase, nonfinite_run, val_metrics = None, 0, {}
+        val_metrics: dict[str, float] = {}
         started = time.perf_counter()
-        for iteration in range(start, settings.iterations):
-            parts = trainable_parts(iteration, settings)
-            if parts != phase:
-                apply_phase(model, parts)
-                phase = parts
-                if place.is_main:
-                    log.info("iteration %d: training %s", iteration, ", ".join(p for p in PARTS if p in parts))
-            lr = set_learning_rate(optimizer, iteration, settings.scheduler)
-
+        while state.iteration < settings.iterations:
             batch = next(batches)
-            if iteration == start:
+            if state.iteration == start:
                 _check_batch(batch)
-            lq = batch["lq"].to(place.device, non_blocking=True)
-            gt = batch["gt"].to(place.device, non_blocking=True)
-            loss = charbonnier_loss(net(lq), gt, settings.charbonnier_eps)
-            loss.backward()  # always (also for a NaN loss): DDP expects every forward to be followed by one
-            loss_value = mean_across_ranks(loss.item(), place)
-            finite = math.isfinite(loss_value)
-            if finite and settings.grad_clip is not None:
-                trainable = [p for p in model.parameters() if p.grad is not None]
-                finite = math.isfinite(float(torch.nn.utils.clip_grad_norm_(trainable, settings.grad_clip)))
-            if finite:
-                optimizer.step()
-                nonfinite_run = 0
-            else:  # skip the update: weights and optimizer state stay as they were
-                nonfinite_run += 1
-                nonfinite_total += 1
-                if place.is_main:
-                    log.warning(
-                        "iteration %d: non-finite loss %s (or gradient), update skipped (%d in a row)",
-                        iteration,
-                        loss_value,
-                        nonfinite_run,
-                    )
-                if nonfinite_run >= settings.max_nonfinite_steps:
-                    raise FTVSRError(
-                        f"training diverged: {nonfinite_run} iterations in a row with a non-finite "
-                        f"loss (up to iteration {iteration}); lower train.optimizer.lr or set "
-                        f"train.grad_clip (train.max_nonfinite_steps={settings.max_nonfinite_steps})"
-                    )
-            optimizer.zero_grad(set_to_none=True)
-            history.append((loss_value, lr))
-            step = iteration + 1
-
+            loss = train_step(net, model, optimizer, batch, settings, place, state)
+            step = state.iteration  # iterations done, counted from 1: what logs and checkpoints name
             bar.update(1)
             if place.is_main:
-                bar.set_postfix(loss=f"{loss_value:.4g}", lr=f"{lr:.3g}", refresh=False)
-            if place.is_main and mlflow is not None and (step % settings.log_every == 0 or step == settings.iterations):
-                window = history[(step - 1) // settings.log_every * settings.log_every :]
-                mlflow.log_metrics(
-                    {
-                        "loss": _finite_mean([loss for loss, _ in window]),
-                        "lr": lr,
-                        "seconds_per_iteration": (time.perf_counter() - started) / (step - start),
-                    },
-                    step=step,
-                )
-            if val is not None and place.is_main and (step % settings.eval_every == 0 or step == settings.iterations):
+                bar.set_postfix(loss=f"{loss:.4g}", lr=f"{state.history[-1][1]:.3g}", refresh=False)
+            if tracker is not None and _due(step, settings.log_every, settings):
+                window = state.history[(step - 1) // settings.log_every * settings.log_every :]
+                seconds = (time.perf_counter() - started) / (step - start)
+                metrics = {"loss": _finite_mean([v for v, _ in window]), "lr": window[-1][1]}
+                tracker.log({**metrics, "seconds_per_iteration": seconds}, step)
+            if val is not None and place.is_main and _due(step, settings.eval_every, settings):
                 val_metrics = _run_validation(model, val, place.device)
-                log.info("iteration %d: %s", iteration, val_metrics)
-                if mlflow is not None:
-                    mlflow.log_metrics(val_metrics, step=step)
-            if step % settings.checkpoint_every == 0 or step == settings.iterations:
-                rng_states = _gather_rng_states(place)
-                if place.is_main:
-                    save_checkpoint(
-                        checkpoint_path(work_dir, step),
-                        {
-                            "format": CHECKPOINT_FORMAT,
-                            "version": CHECKPOINT_VERSION,
-                            "iteration": step,
-                            "fingerprint": json.dumps(expected, sort_keys=True),
-                            "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "scheduler": {
-                                "name": settings.scheduler.name,
-                                "base_lrs": [g["initial_lr"] for g in optimizer.param_groups],
-                                **settings.scheduler.model_dump(mode="json", exclude={"name"}),
-                            },
-                            "rng": rng_states,
-                            "history": torch.tensor(history, dtype=torch.float64).reshape(-1, 2),
-                            "nonfinite_total": nonfinite_total,
-                            "mlflow_run_id": run_id,
-                        },
-                    )
+                log.info("iteration %d: %s", step - 1, val_metrics)
+                if tracker is not None:
+                    tracker.log(val_metrics, step)
+            if _due(step, settings.checkpoint_every, settings):
+                _write_checkpoint(work_dir, model, optimizer, settings, identity, state, place)
         bar.close()
-        elapsed = time.perf_counter() - started
-        seconds_per_iteration = elapsed / (settings.iterations - start) if settings.iterations > start else None
+        ran = settings.iterations - start
+        seconds_per_iteration = (time.perf_counter() - started) / ran if ran > 0 else None
 
         # -------------------------------------------------- outputs (rank 0)
-        rows = loss_windows(history, settings.log_every)
-        final_loss = rows[-1][1] if rows else float("nan")
+        rows = loss_windows(state.history, settings.log_every)
         result = TrainResult(
             out_model,
             loss_csv_path(out_model),
             run_file_path(out_model),
-            run_id if place.is_main else None,
+            state.run_id if place.is_main else None,
             settings.iterations,
             start,
-            final_loss,
-            nonfinite_total,
+            rows[-1][1] if rows else float("nan"),
+            state.nonfinite_total,
             seconds_per_iteration,
             val_metrics,
         )
         if place.is_main:
-            save_model(
-                model,
-                out_model,
-                metadata={
-                    "iterations": settings.iterations,
-                    "final_loss": final_loss,
-                    "mlflow_run_id": run_id,
-                    "world_size": place.world_size,
-                },
-            )
-            _write_loss_csv(result.loss_csv, rows)
-            tracking.write_train_run(
-                result.run_file,
-                {
-                    "run_id": run_id,
-                    "iterations": settings.iterations,
-                    "final_loss": final_loss if math.isfinite(final_loss) else None,
-                    "model": str(out_model),
-                    "experiment": mlflow_settings.experiment if mlflow_settings else None,
-                    # as configured (relative to the project), so the committed file names no machine's path
-                    "tracking_uri": mlflow_settings.tracking_uri if mlflow_settings else None,
-                },
-            )
-            if mlflow is not None:
-                mlflow.log_metrics({"final_loss": final_loss}, step=settings.iterations)
-                mlflow.log_artifact(str(out_model), artifact_path="model")
-                mlflow.log_dict(model.config, "model/config.json")
-                mlflow.log_artifact(str(result.loss_csv))
+            _write_outputs(result, rows, model, mlflow_settings, place.world_size)
+            if tracker is not None:
+                tracker.log_outputs(result, model.config)
         if place.world_size > 1:
             dist.barrier()  # the outputs exist when any rank returns
-        if mlflow is not None:
-            mlflow.end_run()
-            mlflow = None
+        if tracker is not None:
+            tracker.end()
+            tracker = None
         return result
     finally:
-        if mlflow is not None:
-            mlflow.end_run(status="FAILED")
-        restore_threads.close()
-        if owns_group:
-            dist.destroy_process_group()
+        if tracker is not None:  # an exception: the MLflow run failed
+            tracker.end(status="FAILED")
+        cleanup.close()
+
+
+def _write_outputs(
+    result: TrainResult,
+    rows: list[tuple[int, float, float]],
+    model: FTVSR,
+    mlflow_settings: MlflowSettings | None,
+    world_size: int,
+) -> None:
+    """The model, its loss curve and train_run.json (rank 0); a failed write is a one-line FTVSRError."""
+    with _writing("model", result.model_path):
+        save_model(
+            model,
+            result.model_path,
+            metadata={
+                "iterations": result.iterations,
+                "final_loss": result.final_loss,
+                "mlflow_run_id": result.run_id,
+                "world_size": world_size,
+            },
+        )
+    with _writing("loss curve", result.loss_csv):
+        _write_loss_csv(result.loss_csv, rows)
+    with _writing("run file", result.run_file):
+        tracking.write_train_run(
+            result.run_file,
+            {
+                "run_id": result.run_id,
+                "iterations": result.iterations,
+                "final_loss": result.final_loss if math.isfinite(result.final_loss) else None,
+                "model": str(result.model_path),
+                "experiment": mlflow_settings.experiment if mlflow_settings else None,
+                # as configured (relative to the project), so the committed file names no machine's path
+                "tracking_uri": mlflow_settings.tracking_uri if mlflow_settings else None,
+            },
+        )
 
 
 # ================================================================ entry point
