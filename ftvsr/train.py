@@ -67,7 +67,7 @@ from tqdm import tqdm
 from ftvsr import tracking
 from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import atomic_path, write_text_atomic
-from ftvsr.io.lmdb_store import DATA_FILE, META_FILE, is_lmdb
+from ftvsr.io.lmdb_store import CONTENT_DIGEST_FILE, DATA_FILE, META_FILE, is_lmdb
 from ftvsr.io.parallel import torch_threads
 from ftvsr.losses import charbonnier_loss
 from ftvsr.models import FTVSR, load_spynet_weights, save_model
@@ -87,8 +87,6 @@ CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FORMAT = "ftvsr-train-state"
 CHECKPOINT_VERSION = 2  # 2: the run identity holds the data fingerprint; the run's own checkpoints
 KEEP_CHECKPOINTS = 2  # a run keeps its newest two: if the last one is damaged, the one before still resumes
-# The content digest a training LMDB may carry (see `store_digest`); without it `data.mdb` is hashed.
-CONTENT_DIGEST_FILE = "content.sha256"
 EPOCH_REPEAT = 1000  # an epoch visits every clip this often (the published RepeatDataset(times=1000))
 # Settings that do not change what a run computes: a checkpoint resumes with other values of these.
 # (`iterations` too: the data, schedule and phases of iteration i do not depend on it.)
@@ -1159,8 +1157,9 @@ def _write_outputs(
             metadata={
                 "iterations": result.iterations,
                 "final_loss": result.final_loss,
-                "mlflow_run_id": result.run_id,
                 "world_size": world_size,
+                # no MLflow run id: the file's bytes must repeat for identical runs (DVC hashes it);
+                # the run id is in train_run.json
             },
         )
     with _writing("loss curve", result.loss_csv):

@@ -14,7 +14,7 @@ from PIL import Image
 from ftvsr.errors import FTVSRError
 from ftvsr.io import lmdb_store
 from ftvsr.io.frames import write_clip, write_frame
-from ftvsr.io.lmdb_store import LmdbFrames, pack_lmdb, parse_meta_info, verify_lmdb
+from ftvsr.io.lmdb_store import LmdbFrames, is_lmdb, pack_lmdb, parse_meta_info, verify_lmdb
 
 
 def make_set(root, clips=(("a", 3, (5, 7)), ("b", 2, (6, 4))), seed=0):
@@ -32,7 +32,7 @@ def test_pack_layout_and_read_back(tmp_path):
     frames = make_set(tmp_path / "set")
     dst = pack_lmdb(tmp_path / "set", tmp_path / "set.lmdb", progress=False)
     assert dst == tmp_path / "set.lmdb"
-    assert sorted(p.name for p in dst.iterdir()) == ["data.mdb", "lock.mdb", "meta_info.txt"]
+    assert sorted(p.name for p in dst.iterdir()) == ["content.sha256", "data.mdb", "meta_info.txt"]  # no lock file
     # BasicSR's meta_info.txt: name with extension, (h,w,c), compression level
     lines = (dst / "meta_info.txt").read_text().splitlines()
     assert lines[0] == "a/00000000.png (5,7,3) 1"
@@ -85,6 +85,46 @@ def test_pack_grows_an_underestimated_map(tmp_path, monkeypatch):
     pack_lmdb(tmp_path / "set", tmp_path / "g.lmdb", progress=False)
     store = LmdbFrames(tmp_path / "g.lmdb")
     assert all(np.array_equal(store.read(f"c/{i:08d}"), frames["c"][i]) for i in range(4))
+
+
+def _files(folder):
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_packing_twice_gives_the_same_bytes(tmp_path, monkeypatch):
+    """DVC hashes the folder: the same frames must give byte-identical files. Frames large enough
+    for LMDB's overflow pages, several transactions (free pages), verify on (a reader)."""
+    make_set(tmp_path / "set", clips=(("a", 6, (48, 64)), ("b", 5, (40, 36)), ("c", 3, (8, 8))))
+    monkeypatch.setattr(lmdb_store, "COMMIT_FRAMES", 4)
+    first = pack_lmdb(tmp_path / "set", tmp_path / "one" / "x.lmdb", verify=True, progress=False)
+    second = pack_lmdb(tmp_path / "set", tmp_path / "two" / "x.lmdb", verify=True, progress=False)
+    files, again = _files(first), _files(second)
+    assert sorted(files) == sorted(again) == ["content.sha256", "data.mdb", "meta_info.txt"]
+    assert [name for name in files if files[name] != again[name]] == []  # names the files that differ
+    # Reading neither writes into the store nor leaves a lock file in it.
+    store = LmdbFrames(second)
+    assert all(store.read(key) is not None for key in store.keys())
+    store.close()
+    assert _files(second) == files
+    assert is_lmdb(second)
+
+
+def test_content_digest_follows_the_pixels_only(tmp_path):
+    """content.sha256 identifies the frames (training resumes only on the same data), whatever the
+    PNG level; one changed pixel changes it."""
+    make_set(tmp_path / "set")
+    digest = lmdb_store.CONTENT_DIGEST_FILE
+
+    def packed(name: str, level: int = 1) -> str:
+        return (pack_lmdb(tmp_path / "set", tmp_path / name, level, progress=False) / digest).read_text()
+
+    first = packed("one.lmdb")
+    assert first == packed("level6.lmdb", level=6)
+    frame = tmp_path / "set" / "b" / "00000001.png"
+    pixels = np.array(Image.open(frame))
+    pixels[0, 0, 0] ^= 1
+    Image.fromarray(pixels).save(frame)
+    assert packed("changed.lmdb") != first
 
 
 def test_lazy_open_and_pickle(tmp_path):
@@ -146,7 +186,7 @@ def test_errors_name_the_problem(tmp_path):
 
     # a data.mdb that is not an LMDB at all
     (tmp_path / "x.lmdb/data.mdb").write_bytes(b"\0" * 100)
-    (tmp_path / "x.lmdb/lock.mdb").unlink()
+    (tmp_path / "x.lmdb/lock.mdb").unlink(missing_ok=True)
     with pytest.raises(FTVSRError, match="cannot open LMDB"):
         LmdbFrames(tmp_path / "x.lmdb").read("a/00000000")
 

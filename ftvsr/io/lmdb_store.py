@@ -4,9 +4,22 @@ Layout (BasicSR `basicsr/utils/lmdb_util.py::make_lmdb_from_imgs`, as its REDS /
 scripts use it, so BasicSR and mmediting readers open our files and we open theirs):
 
     <name>.lmdb/
-        data.mdb, lock.mdb   key `clip/frame` (frame file name without extension, ASCII),
+        data.mdb             key `clip/frame` (frame file name without extension, ASCII),
                              value: the frame encoded as PNG (RGB; cv2 decodes it as BGR)
         meta_info.txt        one line per frame: `clip/frame.png (h,w,c) compress_level`
+        content.sha256       sha256 of every frame's key, shape and pixels, in meta_info order:
+                             identifies the data without reading `data.mdb` again (training
+                             resumes only on the same data; BasicSR readers ignore the file)
+
+No `lock.mdb`: readers open the store with `lock=False` (as ours, BasicSR's and mmediting's
+do), and a lock file changes whenever a locking process opens the store.
+
+Reproducible bytes: packing the same frames gives the same `data.mdb`, byte for byte, so DVC's
+hash of the folder repeats. Frames go in in a fixed order (clips, then frames, sorted), in the
+same transactions; LMDB zero-fills the unused parts of the pages it writes (`meminit=True`;
+without it they hold whatever was in the process's memory); the map size recorded in the file
+is a function of the source files' sizes; the lock file, which holds per-process state, is
+removed.
 
 `LmdbFrames` reads it lazily: the environment is opened on first use in each process, so a
 `LmdbFrames` built in the main process can be handed to DataLoader workers (forked or
@@ -15,6 +28,7 @@ spawned) and each worker opens its own read-only handle.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -32,6 +46,8 @@ from ftvsr.io.frames import list_clips, list_frames, read_frame
 
 META_FILE = "meta_info.txt"
 DATA_FILE = "data.mdb"
+CONTENT_DIGEST_FILE = "content.sha256"
+LOCK_FILE = "lock.mdb"  # LMDB's lock file: not kept in the store (see above)
 # A write transaction holds at most this many frames / encoded bytes (kept in memory so a
 # transaction can be replayed after growing the map).
 COMMIT_FRAMES = 500
@@ -146,10 +162,12 @@ def pack_lmdb(
     _close_env(dst)  # a reader of the LMDB being replaced must not keep the old file mapped
 
     with atomic_path(dst) as tmp:
-        env = lmdb.open(str(tmp), map_size=map_size, subdir=True, meminit=False, sync=False)
+        # meminit: zero-fill pages' unused bytes, so the file's bytes repeat (see the module doc).
+        env = lmdb.open(str(tmp), map_size=map_size, subdir=True, meminit=True, sync=False)
         batch: list[tuple[bytes, bytes]] = []
         batch_bytes = 0
         meta_lines = []
+        content = hashlib.sha256()  # of pixels, not PNG bytes: independent of encoder and layout
 
         def commit() -> None:
             nonlocal map_size
@@ -167,6 +185,8 @@ def pack_lmdb(
         try:
             for clip, path in tqdm(frames, desc=f"pack {dst.name}", unit="frame", disable=not progress):
                 img = read_frame(path)
+                content.update(f"{clip}/{path.stem} {img.shape}\n".encode("ascii"))
+                content.update(np.ascontiguousarray(img).tobytes())
                 value = encode_png(img, compress_level)
                 batch.append((f"{clip}/{path.stem}".encode("ascii"), value))
                 batch_bytes += len(value)
@@ -179,7 +199,9 @@ def pack_lmdb(
             env.sync(True)
         finally:
             env.close()
+        (tmp / LOCK_FILE).unlink(missing_ok=True)
         (tmp / META_FILE).write_text("".join(meta_lines))
+        (tmp / CONTENT_DIGEST_FILE).write_text(content.hexdigest() + "\n")
         if verify:
             _verify(tmp, frames, progress)
     return dst

@@ -7,6 +7,7 @@ offending names, a few of each kind, and their counts.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from ftvsr.errors import FTVSRError
-from ftvsr.io.atomic import atomic_path
+from ftvsr.io.atomic import write_bytes_atomic
 from ftvsr.models.ftvsr import FTVSR
 from ftvsr.models.spynet import SPyNet
 
@@ -119,10 +120,22 @@ def load_spynet_weights(spynet: SPyNet, path: str | os.PathLike) -> SPyNet:
     return spynet
 
 
-def save_model(model: FTVSR, path: str | os.PathLike, metadata: Mapping | None = None) -> Path:
-    """Write `model` (its config, weights and JSON-like `metadata`) atomically to `path`.
+def _sorted_dicts(value: Any) -> Any:
+    """`value` with every dict in it (at any depth) rebuilt with its keys sorted."""
+    if isinstance(value, Mapping):
+        return {key: _sorted_dicts(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_sorted_dicts(item) for item in value)
+    return value
 
-    The file loads with `FTVSR.from_checkpoint(path)` and `torch.load(weights_only=True)`.
+
+def model_bytes(model: FTVSR, metadata: Mapping | None = None) -> bytes:
+    """The bytes `save_model` writes: the same model and metadata give the same bytes.
+
+    torch.save is deterministic for a given object, except that it names the zip's records
+    after the file it writes to; serialised to memory they are all named `archive/...`,
+    whatever the path. The config's and metadata's dicts are written with sorted keys, so the
+    order in which the caller built them does not matter.
     """
     metadata = dict(metadata or {})
     try:
@@ -134,13 +147,26 @@ def save_model(model: FTVSR, path: str | os.PathLike, metadata: Mapping | None =
     payload = {
         "format": MODEL_FORMAT,
         "version": MODEL_FORMAT_VERSION,
-        "config": model.config,
+        "config": _sorted_dicts(model.config),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "metadata": metadata,
+        "metadata": _sorted_dicts(metadata),
     }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+def save_model(model: FTVSR, path: str | os.PathLike, metadata: Mapping | None = None) -> Path:
+    """Write `model` (its config, weights and JSON-like `metadata`) atomically to `path`.
+
+    The file loads with `FTVSR.from_checkpoint(path)` and `torch.load(weights_only=True)`.
+    Its bytes depend only on the model and `metadata`, not on the path or the time
+    (`model_bytes`): identical training runs give identical files, and DVC hashes that repeat.
+    So `metadata` must hold nothing that changes from run to run (a run id, a date, a host, an
+    absolute path); such things belong in the run's record (`train_run.json`), not here.
+    """
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_bytes_atomic(path, model_bytes(model, metadata))
     return path
 
 
