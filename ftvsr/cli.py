@@ -151,7 +151,9 @@ def evaluate(
 ) -> None:
     """Evaluate a model and bicubic on a test set at one or more compression levels."""
     from ftvsr.evaluate import evaluate_level, metrics_dict
+    from ftvsr.inference import resolve_device
 
+    resolve_device(device)  # before any work: a missing device is one line
     settings = load_params(params)
     folder = Path(dataset)
     if folder.is_dir():
@@ -229,8 +231,16 @@ def upscale(
     output: Annotated[Path, typer.Argument(help="a folder for PNG frames, or a video file (.mp4)")],
     weights: Annotated[Path, typer.Option(help="our checkpoint, or a released one with --released")],
     released: Released = None,
-    chunk: Annotated[int | None, typer.Option(help="frames per temporal chunk (overlapping)")] = None,
-    tile: Annotated[int | None, typer.Option(help="LR tile size for large frames (overlapping)")] = None,
+    chunk: Annotated[
+        int | None, typer.Option(min=1, help="frames per temporal chunk, at most (default: the whole clip)")
+    ] = None,
+    chunk_overlap: Annotated[
+        int, typer.Option(min=0, help="frames shared by consecutive chunks (each side of a seam gets half)")
+    ] = 2,  # ftvsr.inference.CHUNK_OVERLAP, not imported here: the CLI imports torch only when it runs
+    tile: Annotated[
+        int | None, typer.Option(min=1, help="LR tile size in pixels for large frames (default: whole frames)")
+    ] = None,
+    tile_overlap: Annotated[int, typer.Option(min=0, help="LR pixels shared by neighbouring tiles")] = 16,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
     fp16: Annotated[bool, typer.Option("--fp16", help="float16 autocast (GPU)")] = False,
     bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (GPU)")] = False,
@@ -239,16 +249,26 @@ def upscale(
     """Super-resolve a clip 4x."""
     import torch
 
-    from ftvsr.inference import super_resolve
+    from ftvsr.inference import resolve_device, super_resolve
     from ftvsr.io.frames import read_clip, write_clip
     from ftvsr.io.video import read_video, write_video
 
     if fp16 and bf16:
         raise FTVSRError("choose one of --fp16 and --bf16")
     amp = torch.float16 if fp16 else torch.bfloat16 if bf16 else None
+    target = resolve_device(device)  # before any work: a missing device is one line
+    model = _model(weights, released)
     frames = read_clip(input) if input.is_dir() else read_video(input)
     sr = super_resolve(
-        _model(weights, released), frames, chunk=chunk, tile=tile, device=device, amp_dtype=amp, progress=True
+        model,
+        frames,
+        chunk=chunk,
+        chunk_overlap=chunk_overlap,
+        tile=tile,
+        tile_overlap=tile_overlap,
+        device=target,
+        amp_dtype=amp,
+        progress=True,
     )
     if output.suffix.lower() in {".mp4", ".mkv", ".mov", ".avi"}:
         write_video(output, sr, crf)

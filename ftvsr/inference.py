@@ -1,11 +1,18 @@
 """Super-resolve a clip of uint8 frames with an FTVSR model: what evaluation and `ftvsr upscale` call.
 
 By default the whole clip goes through the network in one pass (what the published evaluation
-does). Long clips can be cut into overlapping temporal chunks (each output frame is taken
-from the chunk where it sits most centrally) and large frames into overlapping spatial
-tiles (outputs blended with linear ramps across the overlaps). Both trade some fidelity to
-the one-pass result for bounded memory: FTVSR's propagation and its frame-wide
-normalisation of DCT coefficients see the whole clip and frame.
+does). Long clips can be cut into overlapping temporal chunks and large frames into
+overlapping spatial tiles, for bounded memory:
+
+- Chunks: FTVSR propagates features forwards and backwards over the whole window, so a frame
+  near a chunk's end lacks the context on that side. Consecutive chunks share
+  `chunk_overlap` frames (default `CHUNK_OVERLAP`, chosen by `benchmarks/chunk_seams.py`) and
+  each output frame is taken from the chunk where it sits most centrally, so every kept frame
+  has at least half the overlap as context on each side. Chunk starts are aligned to the
+  model's keyframe stride from the clip's start, and chunk ends from the clip's end, so the
+  LTAM keyframes of each chunk are frames the one-pass run also stores.
+- Tiles: outputs blended with linear ramps across the overlaps. Tiling changes outputs beyond
+  the seams too: the FTT normalises each DCT channel over the whole (tile) frame.
 """
 
 from __future__ import annotations
@@ -19,6 +26,40 @@ from tqdm import tqdm
 from ftvsr.errors import FTVSRError
 
 SCALE = 4
+CHUNK_OVERLAP = 2  # frames shared by consecutive temporal chunks: see benchmarks/chunk_seams.py
+TILE_OVERLAP = 16  # LR pixels shared by neighbouring tiles
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """The torch device `name` ("cpu", "cuda", "cuda:1", "mps", ...), checked to be usable here.
+
+    Raises FTVSRError with a one-line reason for a malformed name or a device this torch build or
+    this computer does not have.
+    """
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise FTVSRError(f"unknown device {str(name)!r} (expected cpu, cuda, cuda:N, mps, ...)") from err
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        if torch.version.cuda is None and torch.version.hip is None:
+            raise FTVSRError(
+                f"device {str(name)!r} is not available: this torch build ({torch.__version__}) has no CUDA"
+            )
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise FTVSRError(f"device {str(name)!r} is not available: no CUDA device is visible")
+        if device.index is not None and device.index >= count:
+            raise FTVSRError(
+                f"device {str(name)!r} is not available: {count} CUDA device{'s' if count > 1 else ''} visible"
+            )
+        return device
+    backend = getattr(torch.backends, device.type, None) or getattr(torch, device.type, None)
+    is_available = getattr(backend, "is_available", None)
+    if not callable(is_available) or not is_available():
+        raise FTVSRError(f"device {str(name)!r} is not available in this torch build or on this computer")
+    return device
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
@@ -40,6 +81,32 @@ def windows(length: int, size: int | None, overlap: int) -> list[tuple[int, int]
     step = size - overlap
     starts = [*range(0, length - size, step), length - size]
     return [(s, s + size) for s in starts]
+
+
+def chunk_spans(length: int, chunk: int | None, overlap: int, align: int = 1) -> list[tuple[int, int]]:
+    """Temporal chunks [start, end) of at most `chunk` frames covering range(length), consecutive
+    ones sharing >= `overlap` frames.
+
+    With `align` > 1 (the model's keyframe stride), starts are multiples of `align` and ends lie
+    a multiple of `align` before `length`, so that the keyframes of every chunk (forward: its
+    start, then every `align`-th frame; backward: its end, then every `align`-th frame before)
+    are keyframes of the whole clip. Where alignment cannot advance (`chunk` too close to
+    `overlap`), the chunks are unaligned. A `chunk` of None or >= length gives one chunk.
+    """
+    if chunk is None or chunk >= length:
+        return [(0, length)]
+    for step in (align, 1) if align > 1 else (1,):
+        spans, start = [], 0
+        while start + chunk < length:
+            end = start + chunk - (start + chunk - length) % step
+            next_start = (end - overlap) // step * step
+            if next_start <= start:
+                break
+            spans.append((start, end))
+            start = next_start
+        else:
+            return [*spans, (start, length)]
+    raise AssertionError(f"no chunks for length={length}, chunk={chunk}, overlap={overlap}")  # chunk > overlap
 
 
 def _kept_ranges(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -86,7 +153,7 @@ def _check(
     if chunk is not None and (chunk < 1 or not 0 <= chunk_overlap < chunk):
         raise FTVSRError(
             f"super_resolve: need chunk >= 1 and 0 <= chunk_overlap < chunk, "
-            f"got chunk={chunk}, chunk_overlap={chunk_overlap}"
+            f"got chunk={chunk}, chunk_overlap={chunk_overlap} (a chunk must be longer than the overlap)"
         )
     if tile is not None:
         min_size = getattr(model, "min_size", 1)
@@ -103,9 +170,9 @@ def super_resolve(
     frames: np.ndarray,
     *,
     chunk: int | None = None,
-    chunk_overlap: int = 2,
+    chunk_overlap: int = CHUNK_OVERLAP,
     tile: int | None = None,
-    tile_overlap: int = 16,
+    tile_overlap: int = TILE_OVERLAP,
     device: str | torch.device = "cpu",
     amp_dtype: torch.dtype | None = None,
     progress: bool = False,
@@ -113,15 +180,17 @@ def super_resolve(
     """Super-resolve `frames` 4x with `model`.
 
     frames: uint8 (t, h, w, 3) RGB. Returns uint8 (t, 4h, 4w, 3) RGB.
-    chunk: frames per pass (None: the whole clip); consecutive chunks share `chunk_overlap` frames.
+    chunk: frames per pass, at most (None: the whole clip); consecutive chunks share at least
+    `chunk_overlap` frames and each frame comes from the chunk where it is most central.
     tile: LR tile size in pixels (None: whole frames); neighbouring tiles share `tile_overlap` pixels.
-    device: where the model runs (the model is moved there); amp_dtype: e.g. torch.bfloat16 for
-    autocast (None: full precision). The model is run in eval mode and left in its former mode.
+    device: where the model runs (the model is moved there; checked by `resolve_device`);
+    amp_dtype: e.g. torch.bfloat16 for autocast (None: full precision). The model is run in eval
+    mode and left in its former mode.
     """
     _check(model, frames, chunk, chunk_overlap, tile, tile_overlap)
     t, h, w, _ = frames.shape
-    device = torch.device(device)
-    spans = windows(t, chunk, chunk_overlap)
+    device = resolve_device(device)
+    spans = chunk_spans(t, chunk, chunk_overlap, getattr(model, "keyframe_stride", 1))
     row_spans = windows(h, tile, tile_overlap)
     col_spans = windows(w, tile, tile_overlap)
     ramp = SCALE * tile_overlap

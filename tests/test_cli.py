@@ -3,6 +3,7 @@ input is one line on stderr with exit code 1."""
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import subprocess
 import sys
@@ -10,8 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
+from ftvsr.cli import upscale
+from ftvsr.inference import CHUNK_OVERLAP, TILE_OVERLAP
 from ftvsr.io.frames import frame_name, read_clip, write_clip
 from ftvsr.models import FTVSR, save_model
 
@@ -111,3 +115,48 @@ def test_evaluate_report_upscale_with_a_tiny_model(tmp_path, tiny_model):
     result = ftvsr("upscale", tmp_path / "set" / "lr" / "raw" / "clip", tmp_path / "up.mp4", "--weights", tiny_model)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "up.mp4").stat().st_size > 0
+
+
+def test_upscale_overlap_defaults_are_the_library_defaults():
+    options = inspect.signature(upscale).parameters  # the CLI does not import torch to read them
+    assert options["chunk_overlap"].default == CHUNK_OVERLAP
+    assert options["tile_overlap"].default == TILE_OVERLAP
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a computer without CUDA")
+def test_a_missing_device_is_one_line(tmp_path, tiny_model):
+    write_clip(tmp_path / "lr" / "clip", smooth_clip(2, 16, 16))
+    result = ftvsr("upscale", tmp_path / "lr" / "clip", tmp_path / "up", "--weights", tiny_model, "--device", "cuda")
+    assert_one_line_error(result, "device 'cuda' is not available")
+    assert not (tmp_path / "up").exists()
+    result = ftvsr("evaluate", "--weights", tiny_model, "--dataset", tmp_path / "set", "--device", "cuda:1")
+    assert_one_line_error(result, "device 'cuda:1' is not available")
+    result = ftvsr("upscale", tmp_path / "lr" / "clip", tmp_path / "up", "--weights", tiny_model, "--device", "gpu")
+    assert_one_line_error(result, "unknown device 'gpu'")
+
+
+# "damaged": a pickle opcode fetching a memo entry that is not there; torch.load raises KeyError
+@pytest.mark.parametrize("content", [b"not a checkpoint", b"j\x01\x00\x00\x00" * 4], ids=["text", "damaged"])
+def test_an_unreadable_checkpoint_is_one_line(tmp_path, content):
+    write_clip(tmp_path / "set" / "lr" / "raw" / "clip", smooth_clip(2, 16, 16))
+    write_clip(tmp_path / "set" / "hr" / "clip", smooth_clip(2, 64, 64))
+    (tmp_path / "bad.pth").write_bytes(content)
+    lr = tmp_path / "set" / "lr" / "raw" / "clip"
+    assert_one_line_error(ftvsr("upscale", lr, tmp_path / "up", "--weights", tmp_path / "bad.pth"), "bad.pth")
+    result = ftvsr("upscale", lr, tmp_path / "up", "--weights", tmp_path / "bad.pth", "--released", "reds")
+    assert_one_line_error(result, "bad.pth")
+    result = ftvsr(
+        "evaluate", "--weights", tmp_path / "bad.pth", "--dataset", tmp_path / "set", "--out", tmp_path / "r"
+    )
+    assert_one_line_error(result, "bad.pth")
+
+
+def test_upscale_chunk_and_tile_options(tmp_path, tiny_model):
+    clip = tmp_path / "lr" / "clip"
+    write_clip(clip, smooth_clip(5, 16, 20))
+    options = ["--chunk", "3", "--chunk-overlap", "1", "--tile", "16", "--tile-overlap", "4"]
+    result = ftvsr("upscale", clip, tmp_path / "up", "--weights", tiny_model, *options)
+    assert result.returncode == 0, result.stderr
+    assert read_clip(tmp_path / "up").shape == (5, 64, 80, 3)
+    result = ftvsr("upscale", clip, tmp_path / "up2", "--weights", tiny_model, "--chunk", "2")  # default overlap 2
+    assert_one_line_error(result, "chunk_overlap < chunk")

@@ -34,15 +34,14 @@ def _load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> 
         raise FTVSRError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
+    except Exception as err:  # a damaged pickle raises whatever it trips on (KeyError, IndexError, ...)
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise FTVSRError(
-            f"{path}: refused by torch.load(weights_only=True) -- it holds objects other than "
-            f"tensors and plain containers, and is not loaded unsafely ({first_line})"
-        ) from err
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise FTVSRError(f"{path}: not a readable PyTorch checkpoint ({first_line})") from err
+        if isinstance(err, pickle.UnpicklingError) and "weights only load failed" in str(err).lower():
+            raise FTVSRError(
+                f"{path}: refused by torch.load(weights_only=True) -- it holds objects other than "
+                f"tensors and plain containers, and is not loaded unsafely"
+            ) from err
+        raise FTVSRError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {first_line})") from err
 
 
 def _listing(names: list[str]) -> str:
