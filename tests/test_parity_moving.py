@@ -8,7 +8,7 @@ parity fixture: mean absolute difference <= 1e-4 and at least 99.9 % of values w
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 
 import pytest
 import torch
@@ -25,23 +25,22 @@ def case(request) -> dict:
     return torch.load(MOVING_DIR / f"{request.param}.pt", weights_only=True)
 
 
+def _fixture_script():
+    """The script that made the fixtures: its weight recipe and digest serve the test unchanged."""
+    spec = importlib.util.spec_from_file_location("make_moving_parity", FIXTURES / "make_moving_parity.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SCRIPT = _fixture_script()
+weights_digest = SCRIPT.weights_digest
+
+
 def moving_checkpoint(case: dict, synth_weights) -> dict:
-    """The parity recipe's weights with SPyNet's last convs scaled per output channel, as the script does."""
-    checkpoint = synth_weights.official_checkpoint(case["schema"], case["fixed"])
-    state = checkpoint["state_dict"]
-    for name, factors in case["spynet_scale"].items():
-        tensor = state[f"generator.{name}"]
-        shape = (-1,) + (1,) * (tensor.dim() - 1)
-        state[f"generator.{name}"] = tensor * torch.tensor(factors, dtype=torch.float32).view(shape)
-    return checkpoint
-
-
-def weights_digest(state: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        digest.update(name.encode())
-        digest.update(state[name].detach().float().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    """The parity recipe's weights with SPyNet's last convs scaled per output channel."""
+    return SCRIPT.moving_checkpoint(synth_weights, case["schema"], case["fixed"], case["spynet_scale"])
 
 
 def test_case_really_moves(case):
