@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -76,6 +75,26 @@ def killed_at(optimizer, iteration, scheduler):
 T.set_learning_rate = killed_at
 T.train(ModelSettings(**cfg["model"]), TrainSettings(**cfg["train"]), gt_lmdb=cfg["gt"], lq_lmdbs=cfg["lq"],
         out_model=cfg["out"], work_dir=cfg["work"], mlflow_settings=MlflowSettings(**cfg["mlflow"]), progress=False)
+"""
+
+
+# sitecustomize for torchrun's workers: each process kills itself at its third optimizer step.
+KILL_AT_THIRD_STEP = """
+import os, signal
+import torch
+
+def _kill_at_third(step):
+    calls = []
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return step(self, *args, **kwargs)
+
+    return counted
+
+torch.optim.Adam.step = _kill_at_third(torch.optim.Adam.step)
 """
 
 
@@ -379,9 +398,9 @@ def test_ddp_two_processes_killed_and_resumed_match_the_uninterrupted_run(
 
     - after 2 iterations they have trained as one process with the global batch of 2 (same
       samples; the weights equal up to the sums' roundoff, see below);
-    - a copy of the run's folder as a process killed after its checkpoint of step 2 would have
-      left it, resumed by the launcher, is bit for bit the uninterrupted run: both ranks restore
-      their own RNG states and sampler positions, and gloo sums in a fixed order;
+    - both processes killed with SIGKILL at their third optimizer step (after the checkpoint of
+      step 2), then resumed by the launcher, give bit for bit the uninterrupted run: both ranks
+      restore their own RNG states and sampler positions, and gloo sums in a fixed order;
     - rank 0 alone wrote: one checkpoint series, one MLflow run with world_size 2, each step once.
     """
     import mlflow
@@ -421,21 +440,34 @@ def test_ddp_two_processes_killed_and_resumed_match_the_uninterrupted_run(
     off = sum(((ddp[k] - one[k]).abs() > 1e-5).sum().item() for k in one)
     assert off / sum(w.numel() for w in one.values()) < 0.01
 
-    # killed after the checkpoint of step 2: the later checkpoint and the outputs never written
-    shutil.copytree(tmp_path / "straight" / "work", tmp_path / "killed" / "work")
-    (tmp_path / "killed" / "work" / folder.name / "checkpoints" / "iter_00000004.pt").unlink()
-    resumed = tmp_path / "killed" / "m.pt"
-    assert run_training(params, lmdb_dir, resumed, tmp_path / "killed" / "work", nproc=2, progress=False) == run_id
+    # Both ranks SIGKILLed at their third optimizer step (a crash, an OOM kill): torchrun's workers
+    # run `-m ftvsr.train`, so the kill comes in through a sitecustomize on their PYTHONPATH.
+    (tmp_path / "kill").mkdir()
+    (tmp_path / "kill" / "sitecustomize.py").write_text(KILL_AT_THIRD_STEP)
+    python_path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path / "kill"), python_path])))
+    resumed, killed_work = tmp_path / "killed" / "m.pt", tmp_path / "killed" / "work"
+    with pytest.raises(FTVSRError):
+        run_training(params, lmdb_dir, resumed, killed_work, nproc=2, progress=False)
+    if python_path is None:
+        monkeypatch.delenv("PYTHONPATH")
+    else:
+        monkeypatch.setenv("PYTHONPATH", python_path)
+    assert [p.name for p in list_checkpoints(killed_work / folder.name)] == ["iter_00000002.pt"]
+    assert not resumed.exists()
+    killed_id = load_checkpoint(killed_work / folder.name / "checkpoints" / "iter_00000002.pt")["mlflow_run_id"]
+    assert run_training(params, lmdb_dir, resumed, killed_work, nproc=2, progress=False) == killed_id != run_id
     assert straight.with_name("m_loss.csv").read_text() == resumed.with_name("m_loss.csv").read_text()
     a, b = _weights(straight), _weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
     mlflow.set_tracking_uri(tracking.resolve_tracking_uri(mlflow_settings.tracking_uri))
-    (run,) = mlflow.search_runs(experiment_names=["ddp"], output_format="list")
-    assert run.info.run_id == run_id and run.data.params["world_size"] == "2"
-    assert run.info.run_name == "train-resume-test"
-    steps = sorted(m.step for m in mlflow.MlflowClient().get_metric_history(run_id, "loss"))
-    assert steps == [1, 2, 3, 4]
+    runs = mlflow.search_runs(experiment_names=["ddp"], output_format="list")
+    assert sorted(r.info.run_id for r in runs) == sorted([run_id, killed_id])  # one run each, from rank 0
+    for run in runs:
+        assert run.data.params["world_size"] == "2" and run.info.run_name == "train-resume-test"
+        steps = sorted(m.step for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss"))
+        assert steps == [1, 2, 3, 4]
 
 
 # ---------------------------------------------------------------- a full disk
