@@ -11,7 +11,7 @@ machine's free cores: run it on an otherwise idle machine. The CPU time per fram
 process and its children) shows the work each setting does whatever the load: equal CPU
 per frame with 1 and N workers means the parallel run adds no work, only start-up.
 
-Measured on the idle 2-core dev machine (AMD EPYC), 2 workers against 1:
+Measured on an idle 2-core x86-64 CPU (AMD EPYC), 2 workers against 1:
 
     4 clips x 64 frames:   degrade BD 29.0 -> 49.5 fps (1.71x), compress CRF 25 102.5 -> 132.6 fps (1.29x)
     8 clips x 100 frames:  degrade BD 28.5 -> 50.5 fps (1.78x), compress CRF 25 120.2 -> 175.7 fps (1.46x)
