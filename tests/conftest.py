@@ -38,3 +38,20 @@ def official_pth(official, synth_weights, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("official") / "FTVSR_synthetic.pth"
     torch.save(synth_weights.official_checkpoint(official["schema"], official["fixed"]), path)
     return path
+
+
+def assert_matches_published(config: dict, released_pth: Path, clip: torch.Tensor, expected: torch.Tensor) -> None:
+    """Our FTVSR(**config) with the released-layout weights, float32 eval, against the published
+    forward's output: the parity criterion (tests/fixtures/parity/README.md), mean absolute
+    difference <= 1e-4 and at least 99.9 % of values within 1e-3."""
+    from ftvsr.models import FTVSR, load_official_weights
+
+    model = FTVSR(**config).float().eval()
+    load_official_weights(model, released_pth)
+    with torch.no_grad():
+        out = model(clip.float())
+    assert out.shape == expected.shape
+    diff = (out - expected).abs()
+    mean, within = diff.mean().item(), (diff <= 1e-3).float().mean().item()
+    assert mean <= 1e-4, f"mean abs diff {mean:.3g} (within 1e-3: {within:.4%})"
+    assert within >= 0.999, f"within 1e-3: {within:.4%} (mean abs diff {mean:.3g})"

@@ -9,6 +9,7 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import assert_matches_published
 
 from ftvsr.errors import FTVSRError
 from ftvsr.models import (
@@ -42,15 +43,7 @@ def random_clip(n=1, t=4, h=16, w=20, seed=1) -> torch.Tensor:
 
 
 def test_parity_with_published_forward(official, official_pth):
-    model = FTVSR(**official["config"]).float().eval()
-    load_official_weights(model, official_pth)
-    with torch.no_grad():
-        out = model(official["input"].float())
-    expected = official["output"]
-    assert out.shape == expected.shape
-    diff = (out - expected).abs()
-    assert diff.mean().item() <= 1e-4
-    assert (diff <= 1e-3).float().mean().item() >= 0.999
+    assert_matches_published(official["config"], official_pth, official["input"], official["output"])
 
 
 def test_state_dict_names_and_shapes_equal_official_schema(official):

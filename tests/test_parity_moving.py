@@ -12,9 +12,7 @@ import importlib.util
 
 import pytest
 import torch
-from conftest import FIXTURES
-
-from ftvsr.models import FTVSR, load_official_weights
+from conftest import FIXTURES, assert_matches_published
 
 MOVING_DIR = FIXTURES / "moving"
 CASES = ["moving_odd", "moving_batch2", "moving_stride1"]
@@ -74,13 +72,4 @@ def test_weights_are_rebuilt_bit_for_bit(case, synth_weights):
 def test_parity_with_published_forward_where_it_moves(case, synth_weights, tmp_path):
     path = tmp_path / "FTVSR_synthetic_moving.pth"
     torch.save(moving_checkpoint(case, synth_weights), path)
-    model = FTVSR(**case["config"]).float().eval()
-    load_official_weights(model, path)
-    with torch.no_grad():
-        out = model(case["input"].float())
-    expected = case["output"]
-    assert out.shape == expected.shape
-    diff = (out - expected).abs()
-    mean, within = diff.mean().item(), (diff <= 1e-3).float().mean().item()
-    assert mean <= 1e-4, f"mean abs diff {mean:.3g} (within 1e-3: {within:.4%})"
-    assert within >= 0.999, f"within 1e-3: {within:.4%} (mean abs diff {mean:.3g})"
+    assert_matches_published(case["config"], path, case["input"], case["output"])
