@@ -3,10 +3,12 @@ input is one line on stderr with exit code 1."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +24,22 @@ from ftvsr.models import FTVSR, save_model
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def ftvsr(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+@functools.cache
+def sample_project() -> Path:
+    """A folder whose params.yaml is the sample profile: the CLI's defaults, whichever profile the
+    project has active, and its relative MLflow store outside the project."""
+    folder = Path(tempfile.mkdtemp(prefix="ftvsr-cli-"))
+    shutil.copy(ROOT / "profiles" / "sample.yaml", folder / "params.yaml")
+    return folder
+
+
+def ftvsr(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ftvsr.cli", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "ftvsr.cli", *map(str, args)],
+        cwd=cwd or sample_project(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
