@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ftvsr.errors import FTVSRError
-from ftvsr.params import PARAMS_FILE, PROFILES_DIR, load_params
+from ftvsr.params import PARAMS_FILE, activate_profile, load_params
 
 app = typer.Typer(
     help="FTVSR: compressed video super-resolution, from data to paper tables.",
@@ -24,15 +23,16 @@ Workers = Annotated[int, typer.Option(min=1, help="clips processed in parallel")
 
 
 @app.command()
-def profile(name: Annotated[str, typer.Argument(help="sample or paper")]) -> None:
-    """Make a profile (profiles/NAME.yaml) the active params.yaml."""
-    preset = PROFILES_DIR / f"{name}.yaml"
-    if not preset.is_file():
-        known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
-        raise FTVSRError(f"unknown profile {name!r}: known ones are {known}")
-    load_params(preset)  # never activate an invalid preset
-    shutil.copyfile(preset, PARAMS_FILE)
-    typer.echo(f"params.yaml is now profile {name!r}")
+def profile(
+    name: Annotated[str, typer.Argument(help="sample, paper or paper-vimeo (profiles/NAME.yaml)")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="KEY=VALUE (YAML value) over the profile, e.g. train.iterations=4; repeatable"),
+    ] = None,
+) -> None:
+    """Make a profile (profiles/NAME.yaml) the active params.yaml, optionally with settings overridden."""
+    activate_profile(name, set_ or [])
+    typer.echo(f"params.yaml is now profile {name!r}" + (f" with {len(set_)} settings overridden" if set_ else ""))
 
 
 @app.command()
@@ -112,7 +112,9 @@ def train_command(
     lmdb: Annotated[Path, typer.Option(help="folder of hr.lmdb and <level>.lmdb (the pack stage's output)")],
     out: Annotated[Path, typer.Option(help="the trained model")] = Path("models/ftvsr.pth"),
     work_dir: Annotated[Path, typer.Option(help="checkpoints, resumed from when present")] = Path("checkpoints"),
-    nproc: Annotated[int, typer.Option(min=1, help="processes on this machine (torchrun, DDP)")] = 1,
+    nproc: Annotated[
+        int | None, typer.Option(min=1, help="processes on this machine (torchrun, DDP; default: train.nproc)")
+    ] = None,
     params: ParamsOption = PARAMS_FILE,
 ) -> None:
     """Train FTVSR with the settings of params.yaml (the published recipe in profile paper)."""

@@ -61,26 +61,37 @@ def torchrun_command(
     return command
 
 
+def resolve_nproc(nproc: int | str) -> int:
+    """`train.nproc` as a process count: "auto" is one per visible CUDA device, or 1 without CUDA."""
+    if nproc == "auto":
+        import torch
+
+        return max(torch.cuda.device_count(), 1)
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise FTVSRError(f"nproc must be an integer >= 1 or 'auto', got {nproc!r}")
+    return nproc
+
+
 def run_training(
     params_file: str | os.PathLike,
     lmdb_dir: str | os.PathLike,
     out_model: str | os.PathLike,
     work_dir: str | os.PathLike,
-    nproc: int = 1,
+    nproc: int | None = None,
     progress: bool = True,
 ) -> str | None:
     """Train with the settings of `params_file` on the pack stage's LMDBs; returns the MLflow run id.
 
     Checkpoints go to a subfolder of `work_dir` named by the run's identity (`settings_digest`):
     an interrupted run, or one with more `train.iterations`, resumes exactly; changed data or
-    settings that change the result start afresh in another folder.
+    settings that change the result start afresh in another folder. `nproc` (default:
+    `train.nproc`) processes; 2 or more run under torchrun.
     """
     from ftvsr.train import data_fingerprint, train  # torch and friends: imported only when training
 
     params_file, out_model = Path(params_file), Path(out_model)
     params: Params = load_params(params_file)
-    if nproc < 1:
-        raise FTVSRError(f"nproc must be >= 1, got {nproc}")
+    nproc = resolve_nproc(params.train.nproc if nproc is None else nproc)
     gt_lmdb, lq_lmdbs = training_lmdbs(lmdb_dir, params.data.crfs)
     data_id = data_fingerprint(gt_lmdb, lq_lmdbs, params.data)
     run_dir = Path(work_dir) / settings_digest(params, data_id, nproc)

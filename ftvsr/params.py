@@ -7,18 +7,42 @@ into it. Nothing but this module opens those files: stages get typed objects.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ftvsr.errors import FTVSRError
+from ftvsr.io.atomic import write_text_atomic
 
 PARAMS_FILE = Path("params.yaml")
 PROFILES_DIR = Path("profiles")
 
 Crf = Annotated[int, Field(ge=0, le=51)]
+# bf16: autocast to bfloat16 on the matmuls and convolutions (CUDA, or a CPU that has it).
+Precision = Literal["fp32", "bf16"]
+
+
+# Settings that change how fast a stage runs, on what, or where it logs, never what it writes:
+# no stage of dvc.yaml depends on them, so changing one re-runs nothing; every other key is a
+# parameter of the stages it affects (tests/test_params.py checks both). A GPU and the CPU
+# differ in the last bits of floating point, not in any digit the reports print.
+NON_RESULT_KEYS = frozenset(
+    {
+        "data.workers",
+        "train.log_every",
+        "train.eval_every",
+        "train.checkpoint_every",
+        "train.num_workers",
+        "train.threads",
+        "train.max_nonfinite_steps",
+        "evaluate.threads",
+        "evaluate.device",
+        "mlflow",
+    }
+)
 
 
 class _Strict(BaseModel):
@@ -59,6 +83,9 @@ class DataSettings(_Strict):
     compress: CompressSettings = CompressSettings()
     workers: int = Field(2, gt=0)
     leak_reds4: bool = False  # reproduce the published REDS4 train/test leak (see README)
+    # REDS comes with its own x4 LR frames (train_sharp_bicubic/X4), which the published
+    # training and REDS4 test read; true makes raw LR with `degradation` instead.
+    regenerate_lr: bool = False
 
     @model_validator(mode="after")
     def _clips_exist(self) -> DataSettings:
@@ -127,6 +154,7 @@ class TrainSettings(_Strict):
     gt_patch_size: int = Field(256, gt=0)
     crf_levels: list[Literal["raw"] | Crf] = ["raw", 15, 25, 35]
     crf_raw_prob: float = Field(0.5, ge=0, le=1)
+    crf_per_frame: bool = False  # draw the level per frame (the published Vimeo-90K loader), not per window
     optimizer: OptimizerSettings = OptimizerSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     charbonnier_eps: float = Field(1e-12, gt=0)
@@ -146,6 +174,10 @@ class TrainSettings(_Strict):
     num_workers: int = Field(0, ge=0)
     threads: int | None = Field(None, gt=0)
     spynet_weights: str | None = None  # path to OpenMMLab's pretrained SPyNet, if fetched
+    # Processes (one per GPU) the train stage runs under torchrun; "auto": every visible GPU, else 1.
+    # The global batch is nproc x batch_size (the paper: 8 x 1).
+    nproc: int | Literal["auto"] = 1
+    precision: Precision = "fp32"
 
     @model_validator(mode="after")
     def _schedule(self) -> TrainSettings:
@@ -157,6 +189,8 @@ class TrainSettings(_Strict):
             raise ValueError(
                 f"scheduler.periods sum to {sum(self.scheduler.periods)}, fewer than iterations ({self.iterations})"
             )
+        if isinstance(self.nproc, int) and self.nproc < 1:
+            raise ValueError(f"nproc must be >= 1 or 'auto', got {self.nproc}")
         if self.gt_patch_size % 4:
             raise ValueError(f"gt_patch_size must be a multiple of 4, got {self.gt_patch_size}")
         return self
@@ -170,8 +204,12 @@ class EvaluateSettings(_Strict):
     crop_border: int = Field(0, ge=0)
     chunk: int | None = Field(None, gt=0)
     tile: int | None = Field(None, gt=0)
+    # REDS4 frames scored per clip under the published protocol (None: its 25; `full`: every frame).
+    test_frames: int | None = Field(None, gt=0)
     strip_frame: int = Field(0, ge=0)
     threads: int | None = Field(None, gt=0)  # torch intra-op threads (None: torch's default)
+    device: str = "auto"  # auto: CUDA when present, else the CPU; or cpu, cuda, cuda:1, ...
+    precision: Precision = "fp32"
 
 
 class MlflowSettings(_Strict):
@@ -207,18 +245,69 @@ def _describe(err: ValidationError, path: Path) -> str:
     return f"{path}: invalid value for '{key}': {first['msg']}"
 
 
+def _parse(text: str, path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise FTVSRError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(raw, dict):
+        raise FTVSRError(f"{path}: expected a mapping of settings at the top level")
+    return raw
+
+
+def _validate(raw: dict[str, Any], path: Path) -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise FTVSRError(_describe(exc, path)) from None
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
     """Read and validate a params file; an invalid value raises FTVSRError naming its key."""
     path = Path(path)
     if not path.is_file():
         raise FTVSRError(f"params file not found: {path}")
+    return _validate(_parse(path.read_text(), path), path)
+
+
+def _set_key(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one ``dotted.key=value`` (value in YAML: ``4``, ``[raw, 25]``, ``null``) to `raw`."""
+    key, sep, value = assignment.partition("=")
+    if not sep or not key.strip():
+        raise FTVSRError(f"--set {assignment!r}: expected KEY=VALUE, e.g. train.iterations=4")
+    *parents, leaf = key.strip().split(".")
+    node = raw
+    for name in parents:
+        child = node.setdefault(name, {})
+        if not isinstance(child, dict):
+            raise FTVSRError(f"--set {assignment!r}: '{name}' holds a value, not settings")
+        node = child
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise FTVSRError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
-    if not isinstance(raw, dict):
-        raise FTVSRError(f"{path}: expected a mapping of settings at the top level")
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as exc:
-        raise FTVSRError(_describe(exc, path)) from None
+        node[leaf] = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise FTVSRError(f"--set {assignment!r}: the value is not valid YAML") from None
+
+
+def activate_profile(
+    name: str, overrides: Sequence[str] = (), profiles_dir: Path = PROFILES_DIR, params_file: Path = PARAMS_FILE
+) -> Params:
+    """Make ``profiles/<name>.yaml`` the params file, with `overrides` (``key=value``) applied.
+
+    Without overrides the file is copied as it is (its comments kept); an unknown profile or an
+    invalid result raises FTVSRError and leaves the params file as it was.
+    """
+    preset = profiles_dir / f"{name}.yaml"
+    if not preset.is_file():
+        known = sorted(p.stem for p in profiles_dir.glob("*.yaml"))
+        raise FTVSRError(f"unknown profile {name!r}: known ones are {known}")
+    text = preset.read_text()
+    raw = _parse(text, preset)
+    if overrides:
+        for assignment in overrides:
+            _set_key(raw, assignment)
+        text = f"# Profile {name} with --set {' --set '.join(overrides)}\n" + yaml.safe_dump(raw, sort_keys=False)
+    params = _validate(raw, preset)
+    if raw.get("profile") != name:
+        raise FTVSRError(f"{preset}: its 'profile' key is {raw.get('profile')!r}, not {name!r}")
+    write_text_atomic(params_file, text)
+    return params

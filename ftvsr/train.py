@@ -41,6 +41,7 @@ mean loss of each `log_every` window and the lr of its last iteration) and `trai
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -448,7 +449,10 @@ def training_dataset(
     source = data_settings.source if data_settings is not None else "sample"
     leak_reds4 = data_settings.leak_reds4 if data_settings is not None else False
     options: dict[str, Any] = dict(
-        crf_levels=train_settings.crf_levels, crf_raw_prob=train_settings.crf_raw_prob, seed=train_settings.seed
+        crf_levels=train_settings.crf_levels,
+        crf_raw_prob=train_settings.crf_raw_prob,
+        crf_per_frame=train_settings.crf_per_frame,
+        seed=train_settings.seed,
     )
     if source == "vimeo90k":
         options.update(reverse_prob=0.0, mirror_passes=2)
@@ -830,7 +834,9 @@ def train_step(
 
     lq = batch["lq"].to(place.device, non_blocking=True)
     gt = batch["gt"].to(place.device, non_blocking=True)
-    loss = charbonnier_loss(net(lq), gt, settings.charbonnier_eps)
+    with autocast(place.device, settings.precision):
+        output = net(lq)
+    loss = charbonnier_loss(output.float(), gt, settings.charbonnier_eps)
     loss.backward()  # always (also for a NaN loss): DDP expects every forward to be followed by one
     loss_value = mean_across_ranks(loss.item(), place)
     finite = math.isfinite(loss_value)
@@ -860,6 +866,13 @@ def train_step(
     state.history.append((loss_value, lr))
     state.iteration += 1
     return loss_value
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast for `precision` "bf16" (weights, gradients and the loss stay float32)."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _resume(

@@ -1,37 +1,26 @@
-"""What every stage flow shares: its command line, task runner, per-clip tasks with retries and
-caching, one-line errors, and outputs that are resumed only when made with the same settings,
-code and inputs.
+"""What every stage flow shares: its command line, task runner, per-clip tasks with retries,
+one-line errors, and how finished work is skipped.
 
-Skipping finished work: the files on disk decide
+Skipping finished work: one mechanism, the files
 ------------------------------------------------
-DVC may delete a stage's outputs (a stage that is not `persist`, `dvc checkout`, a user), so no
-record kept elsewhere may stand in for a file. Three layers, each looking at the files:
+- A whole stage: DVC. It runs a stage only when its command, dependencies or parameters
+  changed, and restores the outputs of settings it has run before from its run-cache (no
+  output is `persist`, which would turn that cache off).
+- An interrupted stage: `stage_output` builds the output in ``<output>.partial-<key>``, where
+  the key digests the settings, the library code and the input files, and renames it into
+  place when every unit is done. Each unit (a clip, an LMDB) is written atomically, so the
+  library's `clip_is_done` checks tell what is left; a re-run with the same key finishes
+  only that, and a partial folder of another key is deleted, never resumed.
 
-1. The stage output: `prepare_output` keeps a persisted output for resuming only when it was
-   made with the same settings, library code and input files (names and sizes); otherwise the
-   stage starts it afresh.
-2. The clip: each per-clip task first asks the library whether the clip is complete on disk
-   (`ftvsr.data.degrade.clip_is_done`, ...) and returns at once if so; clips are written
-   atomically, so a clip is either whole or absent.
-3. Prefect's cache, on top, for the UI and to skip even that check: the key is the task's
-   arguments (paths made absolute, settings by value), its source, the source of the library
-   modules that do the work, and a manifest (names, sizes, mtimes) of the files it reads.
-   The key deliberately leaves the output out: Prefect computes it *before* the task runs, so a
-   key that saw "output missing" would be exactly the key the first run recorded, and a hit
-   would skip work whose output DVC has since deleted. Instead `run_tasks` looks at each
-   output before submitting: a task whose output is not complete runs with
-   ``refresh_cache=True`` (whatever the cache holds; the record is overwritten). A cache hit
-   therefore only ever happens for a clip whose output is complete on disk, made from the same
-   arguments, code and input files as the run that recorded it.
-
-Retries are for transient failures only: an ``OSError`` (disk, network file system, a pipe to
-ffmpeg) is retried; an FTVSRError is bad input and fails at once with its one line.
+Tasks cache nothing in Prefect. Retries are for transient failures only: an ``OSError`` (disk,
+network file system, a pipe to ffmpeg) is retried; an FTVSRError is bad input and fails at once
+with its one line.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -41,23 +30,22 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path, PurePath
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar, get_args
 
 from prefect import Task, task
-from prefect.cache_policies import TASK_SOURCE, CachePolicy
+from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import ParameterTypeError
 from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ftvsr.errors import FTVSRError
-from ftvsr.io.atomic import write_text_atomic
 from ftvsr.params import PARAMS_FILE
 
-STAGE_FILE = ".stage.json"
+PARTIAL = ".partial-"  # <output>.partial-<key>: an output being built (git- and dvc-ignored)
 
 TaskRunnerKind = Literal["threads", "processes", "dask"]
 TASK_RUNNERS: tuple[str, ...] = get_args(TaskRunnerKind)
@@ -149,19 +137,16 @@ def code_digest(module_name: str) -> str:
     return digest.hexdigest()
 
 
-def file_manifest(path: str | os.PathLike, with_mtime: bool = True) -> list | None:
-    """``[(relative name, size[, mtime_ns]), ...]`` of every file under `path` (or of the file); None if missing."""
+def file_manifest(path: str | os.PathLike) -> list[tuple[str, int]] | None:
+    """``[(relative name, size), ...]`` of every file under `path` (or of the file); None if missing."""
     path = Path(path)
-
-    def entry(file: Path, name: str) -> tuple:
-        info = file.stat()
-        return (name, info.st_size, info.st_mtime_ns) if with_mtime else (name, info.st_size)
-
     if path.is_file():
-        return [entry(path, path.name)]
+        return [(path.name, path.stat().st_size)]
     if not path.is_dir():
         return None
-    return [entry(file, file.relative_to(path).as_posix()) for file in sorted(path.rglob("*")) if file.is_file()]
+    return [
+        (file.relative_to(path).as_posix(), file.stat().st_size) for file in sorted(path.rglob("*")) if file.is_file()
+    ]
 
 
 def stage_key(settings: Any, modules: Iterable[ModuleType], inputs: Iterable[Path] = ()) -> str:
@@ -174,77 +159,33 @@ def stage_key(settings: Any, modules: Iterable[ModuleType], inputs: Iterable[Pat
     for module in modules:
         digest.update(code_digest(module.__name__).encode())
     for path in inputs:
-        digest.update(json.dumps(file_manifest(path, with_mtime=False)).encode())
+        digest.update(json.dumps(file_manifest(path)).encode())
     return digest.hexdigest()[:16]
 
 
-def prepare_output(dst: Path, key: str) -> None:
-    """Keep `dst` for resuming only if it was made with the same key; else start it afresh.
+@contextlib.contextmanager
+def stage_output(dst: Path, key: str) -> Iterator[Path]:
+    """Build the output folder `dst` in ``<dst>.partial-<key>`` (yielded); rename it to `dst` at the end.
 
-    DVC keeps these outputs between runs (`persist`), so an interrupted stage finishes
-    where it stopped; a change of settings, code or inputs must not resume stale work.
+    The partial folder of an interrupted run with the same key is resumed; those of other keys
+    are deleted. On an error the partial folder stays, for the re-run to finish.
     """
-    marker = dst / STAGE_FILE
-    if dst.exists():
-        try:
-            same = json.loads(marker.read_text()).get("key") == key
-        except (OSError, ValueError):
-            same = False
-        if not same:
-            logging.getLogger("ftvsr").info("%s was made with other settings: starting it afresh", dst)
-            shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
-    dst.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"key": key}) + "\n"
-    if not (marker.is_file() and marker.read_text() == text):  # unchanged: the files that read it keep their key
-        write_text_atomic(marker, text)
+    partial = dst.with_name(f"{dst.name}{PARTIAL}{key}")
+    if dst.parent.is_dir():
+        for stale in dst.parent.glob(f"{dst.name}{PARTIAL}*"):
+            if stale != partial:
+                logging.getLogger("ftvsr").info("%s was begun with other settings: deleting it", stale)
+                shutil.rmtree(stale)
+    partial.mkdir(parents=True, exist_ok=True)
+    yield partial
+    if dst.is_dir():  # run outside DVC, which would have deleted it
+        shutil.rmtree(dst)
+    elif dst.exists():
+        dst.unlink()
+    partial.rename(dst)
 
 
 # --------------------------------------------------------------------------- tasks
-
-
-def _as_json(value: Any) -> Any:
-    if isinstance(value, PurePath):
-        return os.path.abspath(value)
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    raise TypeError(f"cannot key a task argument of type {type(value).__name__}")
-
-
-def _content_digest(path: str | os.PathLike) -> str | None:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-@dataclasses.dataclass
-class InputsCodeAndFiles(CachePolicy):
-    """Cache key: the task's arguments, its source, its library `modules`' source, and the files it reads.
-
-    `reads` names the path arguments whose files are the task's input (a manifest of names,
-    sizes and mtimes); `contents` names small file arguments (a params file) that count by
-    their bytes alone, wherever they are. The output is not in the key: see this module's docstring.
-    """
-
-    modules: tuple[str, ...] = ()
-    reads: tuple[str, ...] = ()
-    contents: tuple[str, ...] = ()
-
-    def compute_key(
-        self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
-    ) -> str | None:
-        if task_ctx is None:
-            return None
-        parts = {
-            "arguments": {name: value for name, value in inputs.items() if name not in self.contents},
-            "task": TASK_SOURCE.compute_key(task_ctx, inputs, flow_parameters),
-            "code": [code_digest(name) for name in self.modules],
-            "reads": {name: file_manifest(inputs[name]) for name in self.reads},
-            "contents": {name: _content_digest(inputs[name]) for name in self.contents},
-        }
-        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=_as_json).encode()).hexdigest()
 
 
 def is_transient(task: Task, task_run: Any, state: Any) -> bool:
@@ -253,16 +194,14 @@ def is_transient(task: Task, task_run: Any, state: Any) -> bool:
     return isinstance(error, OSError)
 
 
-def stage_task(
-    run_name: str, modules: tuple[str, ...], reads: tuple[str, ...] = (), contents: tuple[str, ...] = ()
-) -> Callable[[Callable[_P, _R]], Task[_P, _R]]:
-    """`@task` for a stage's unit of work (a clip, an LMDB, a training, an evaluation): named runs, retries, caching."""
+def stage_task(run_name: str) -> Callable[[Callable[_P, _R]], Task[_P, _R]]:
+    """`@task` for a stage's unit of work (a clip, an LMDB, a training, an evaluation): named runs, retries."""
     return task(
         task_run_name=run_name,
         retries=RETRIES,
         retry_delay_seconds=RETRY_DELAYS_S,
         retry_condition_fn=is_transient,
-        cache_policy=InputsCodeAndFiles(modules=modules, reads=reads, contents=contents),
+        cache_policy=NO_CACHE,
     )
 
 
@@ -292,25 +231,17 @@ def make_task_runner(kind: str, workers: int) -> TaskRunner:
     raise FTVSRError(f"unknown task runner {kind!r} (use one of {', '.join(TASK_RUNNERS)})")
 
 
-def run_tasks(
-    runner: TaskRunner,
-    work: Task,
-    jobs: Mapping[str, Mapping[str, Any]],
-    done: Callable[[Mapping[str, Any]], bool],
-) -> dict[str, Any]:
+def run_tasks(runner: TaskRunner, work: Task, jobs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Run ``work(**jobs[name])`` for every job on `runner`; ``{name: result}`` in the order of `jobs`.
 
-    `done(arguments)` says whether a job's output is already complete on disk; a job whose
-    output is not runs with ``refresh_cache=True``, so a cache record never replaces a missing
-    output. The first job to fail (after its retries, for a transient error) cancels the jobs
-    not yet started and raises FTVSRError naming it; finished jobs stay written.
+    The first job to fail (after its retries, for a transient error) cancels the jobs not yet
+    started and raises FTVSRError naming it; finished jobs stay written.
     """
-    refreshing = work.with_options(refresh_cache=True)
     results: dict[str, Any] = {}
     with runner:
         futures = {}
         for name, arguments in jobs.items():
-            future = runner.submit(work if done(arguments) else refreshing, dict(arguments))
+            future = runner.submit(work, dict(arguments))
             futures[future.task_run_id] = (name, future)
         for finished in as_completed([future for _, future in futures.values()]):
             name = futures[finished.task_run_id][0]

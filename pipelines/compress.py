@@ -5,9 +5,7 @@ Each set folder also gets its ``bitrate.csv``. Tasks, retries and caching: see `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from prefect import flow
 
@@ -21,16 +19,16 @@ from pipelines._common import (
     TaskRunnerKind,
     Workers,
     make_task_runner,
-    prepare_output,
     run_stage,
     run_tasks,
     stage_key,
+    stage_output,
     stage_parser,
     stage_task,
 )
 
 
-@stage_task("compress crf {crf} {clip}", modules=("ftvsr.data.compress", "ftvsr.io.video"), reads=("src_clip",))
+@stage_task("compress crf {crf} {clip}")
 def compress_clip(clip: str, src_clip: Path, dst: Path, crf: int, settings: CompressSettings) -> ClipStats:
     """Compress the clip folder `src_clip` into `dst` (kept if already complete); its `ClipStats`."""
     options = settings.model_dump()
@@ -39,10 +37,6 @@ def compress_clip(clip: str, src_clip: Path, dst: Path, crf: int, settings: Comp
         if stats is not None:  # done means its stats were readable a moment ago
             return stats
     return ftvsr.data.compress.compress_clip_folder(src_clip, dst, crf, **options)
-
-
-def _clip_is_done(job: Mapping[str, Any]) -> bool:
-    return ftvsr.data.compress.clip_is_done(job["src_clip"], job["dst"], job["crf"], **job["settings"].model_dump())
 
 
 @flow(name="compress")
@@ -63,18 +57,25 @@ def compress_flow(
     for folder, clips in sets.items():  # every clip checked before anything is written
         for clip in clips:
             name = (folder / clip).as_posix()
-            jobs[name] = {
-                "clip": name,
-                "src_clip": src / folder / clip,
-                "dst": dst / folder,
-                "crf": crf,
-                "settings": data.compress,
-            }
+            jobs[name] = {"clip": name, "src_clip": src / folder / clip, "set_folder": folder}
     settings = {"crf": crf, **data.compress.model_dump()}
-    prepare_output(dst, stage_key(settings, [ftvsr.data.compress, ftvsr.io.video], inputs=[src]))
-    stats = run_tasks(runner, compress_clip, jobs, done=_clip_is_done)
-    for folder, clips in sets.items():
-        ftvsr.data.compress.write_bitrate_table(dst / folder, clips)
+    with stage_output(dst, stage_key(settings, [ftvsr.data.compress, ftvsr.io.video], inputs=[src])) as work:
+        stats = run_tasks(
+            runner,
+            compress_clip,
+            {
+                name: {
+                    "clip": name,
+                    "src_clip": job["src_clip"],
+                    "dst": work / job["set_folder"],
+                    "crf": crf,
+                    "settings": data.compress,
+                }
+                for name, job in jobs.items()
+            },
+        )
+        for folder, clips in sets.items():
+            ftvsr.data.compress.write_bitrate_table(work / folder, clips)
     return {name: clip_stats.bitrate_kbps for name, clip_stats in stats.items()}
 
 

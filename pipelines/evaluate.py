@@ -1,7 +1,7 @@
 """Stage `evaluate@DATASET-LEVEL`: the trained model and bicubic on one test set at one level, as one task.
 
-Retries and caching: see `pipelines/_common.py` (the task is cached on the model, the frames it
-reads and the settings; it re-runs whenever its results are missing).
+The model runs on `evaluate.device` (auto: CUDA when present) at `evaluate.precision`.
+Retries: see `pipelines/_common.py`.
 """
 
 from __future__ import annotations
@@ -15,14 +15,7 @@ from ftvsr.models import load_model
 from ftvsr.params import PARAMS_FILE, EvaluateSettings, load_params
 from pipelines._common import run_stage, stage_parser, stage_task
 
-RESULTS_WRITTEN_LAST = "metrics.json"
-
-
-@stage_task(
-    "evaluate {dataset}/{level}",
-    modules=("ftvsr.evaluate", "ftvsr.metrics", "ftvsr.inference", "ftvsr.models"),
-    reads=("weights", "lr", "gt"),
-)
+@stage_task("evaluate {dataset}/{level}")
 def evaluate_task(
     weights: Path, lr: Path, gt: Path, dataset: str, level: str, out: Path, settings: EvaluateSettings
 ) -> dict:
@@ -35,10 +28,7 @@ def evaluate_task(
 def evaluate_flow(
     weights: Path, lr: Path, gt: Path, dataset: str, level: str, out: Path, params_file: Path = PARAMS_FILE
 ) -> dict:
-    settings = load_params(params_file).evaluate
-    done = (out / RESULTS_WRITTEN_LAST).is_file()
-    run = evaluate_task if done else evaluate_task.with_options(refresh_cache=True)
-    return run(weights, lr, gt, dataset, level, out, settings)
+    return evaluate_task(weights, lr, gt, dataset, level, out, load_params(params_file).evaluate)
 
 
 def main() -> None:

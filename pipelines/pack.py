@@ -5,9 +5,7 @@ Tasks, retries and caching: see `pipelines/_common.py`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from prefect import flow
 
@@ -18,25 +16,21 @@ from pipelines._common import (
     TaskRunnerKind,
     Workers,
     make_task_runner,
-    prepare_output,
     run_stage,
     run_tasks,
     stage_key,
+    stage_output,
     stage_parser,
     stage_task,
 )
 
 
-@stage_task("pack {name}", modules=("ftvsr.io.lmdb_store",), reads=("src",))
+@stage_task("pack {name}")
 def pack_set(name: str, src: Path, dst: Path) -> str:
     """Pack the set folder `src` into the LMDB `dst` (verified); an existing one is complete (atomic rename)."""
     if not dst.exists():
         ftvsr.io.lmdb_store.pack_lmdb(src, dst, verify=True, progress=False)
     return str(dst)
-
-
-def _lmdb_exists(job: Mapping[str, Any]) -> bool:
-    return job["dst"].exists()
 
 
 @flow(name="pack")
@@ -53,10 +47,10 @@ def pack_flow(
     runner = make_task_runner(task_runner, data.workers if workers is None else workers)
     hr_lmdb, lr_lmdbs = layout.training_lmdbs(dst, data.crfs)
     sources = {hr_lmdb: hr, **{path: lr / layout.level_name(level) / layout.TRAIN for level, path in lr_lmdbs.items()}}
-    jobs = {path.name: {"name": path.name, "src": src, "dst": path} for path, src in sources.items()}
     levels = ["raw", *data.crfs]
-    prepare_output(dst, stage_key({"levels": levels}, [ftvsr.io.lmdb_store], inputs=list(sources.values())))
-    return run_tasks(runner, pack_set, jobs, done=_lmdb_exists)
+    with stage_output(dst, stage_key({"levels": levels}, [ftvsr.io.lmdb_store], inputs=list(sources.values()))) as work:
+        jobs = {path.name: {"name": path.name, "src": src, "dst": work / path.name} for path, src in sources.items()}
+        return run_tasks(runner, pack_set, jobs)
 
 
 def main() -> None:

@@ -53,6 +53,11 @@ class StagePaths:
         return self.data / "hr"
 
     @property
+    def dataset_lr(self) -> Path:
+        """fetch's LR frames that come with the dataset (REDS X4), in the layout of `hr`."""
+        return self.data / "dataset_lr"
+
+    @property
     def hr_train(self) -> Path:
         return self.hr / layout.TRAIN
 
@@ -147,7 +152,7 @@ def pipeline_flow(
     root: Path = Path("."),
     task_runner: TaskRunnerKind = "threads",
     workers: Workers | None = None,
-    nproc: Annotated[int, Field(ge=1)] = 1,
+    nproc: Annotated[int, Field(ge=1)] | None = None,
 ) -> dict[str, Any]:
     """Run fetch, degrade, compress (each CRF), pack, train, evaluate (each dataset x level), report.
 
@@ -156,7 +161,7 @@ def pipeline_flow(
         crfs: replaces data.crfs (and the CRFs trained on and evaluated) for this run.
         root: the project folder the dvc.yaml paths are relative to.
         task_runner, workers: how the data stages run their per-clip tasks (default: data.workers).
-        nproc: training processes on this machine (torchrun).
+        nproc: training processes on this machine (torchrun; default: train.nproc).
     """
     params = load_params(params_file)
     if crfs is not None:
@@ -165,8 +170,8 @@ def pipeline_flow(
     paths = stage_paths(params.profile, root)
     levels = [layout.level_name(level) for level in params.evaluate.levels]
     with _params_for_run(Path(params_file), params, crfs is not None) as run_params:
-        fetch_flow(paths.hr, run_params, task_runner, workers)
-        degrade_flow(paths.hr, paths.lr_raw, run_params, task_runner, workers)
+        fetch_flow(paths.hr, run_params, task_runner, workers, dataset_lr=paths.dataset_lr)
+        degrade_flow(paths.hr, paths.lr_raw, run_params, task_runner, workers, dataset_lr=paths.dataset_lr)
         for crf in params.data.crfs:
             compress_flow(paths.lr_raw, paths.lr(crf), crf, run_params, task_runner, workers)
         pack_flow(paths.hr_train, paths.lr_root, paths.lmdb, run_params, task_runner, workers)
@@ -192,7 +197,9 @@ def main() -> None:
     parser.add_argument(
         "--root", type=Path, default=Path("."), help="project folder (dvc.yaml's paths are relative to it)"
     )
-    parser.add_argument("--nproc", type=positive_int, default=1, help="training processes on this machine (torchrun)")
+    parser.add_argument(
+        "--nproc", type=positive_int, default=None, help="training processes on this machine (default: train.nproc)"
+    )
     args = parser.parse_args()
     run_stage(lambda: pipeline_flow(args.params, args.crfs, args.root, args.task_runner, args.workers, args.nproc))
 

@@ -65,8 +65,8 @@ def deployments(params_file: str | os.PathLike = PARAMS_FILE, root: str | os.Pat
     common = {"params_file": str(params_file)}
     defaults: dict[Flow[..., Any], dict[str, str]] = {
         pipeline_flow: {"root": str(paths.root)},
-        fetch_flow: {"out": str(paths.hr)},
-        degrade_flow: {"src": str(paths.hr), "dst": str(paths.lr_raw)},
+        fetch_flow: {"out": str(paths.hr), "dataset_lr": str(paths.dataset_lr)},
+        degrade_flow: {"src": str(paths.hr), "dst": str(paths.lr_raw), "dataset_lr": str(paths.dataset_lr)},
         # dst and crf, and evaluate's set and level, go together: asked for, never guessed.
         compress_flow: {"src": str(paths.lr_raw)},
         pack_flow: {"hr": str(paths.hr_train), "lr": str(paths.lr_root), "dst": str(paths.lmdb)},

@@ -1,43 +1,33 @@
 """Stage `train`: FTVSR on the packed training clips, tracked in MLflow, as one task.
 
-One process by default; `--nproc N` runs the same trainer under torchrun (DDP: gloo on CPU,
-nccl on GPU). Checkpoints go to a folder keyed by the settings, so an interrupted run resumes
-exactly and a changed configuration starts afresh. The task is cached on the params file's
-content, the LMDBs and the code (see `pipelines/_common.py`); it runs whenever the model is missing.
+`train.nproc` processes: one runs here; 2 or more run the same trainer under torchrun (DDP:
+gloo on CPU, nccl on GPU), launched by this stage, so `dvc repro` on a GPU node trains on all
+its GPUs. Checkpoints go to a folder keyed by the run's identity, so an interrupted run resumes
+exactly and a changed configuration starts afresh; a finished one only writes the model again.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 from prefect import flow
-from pydantic import Field
 
-from ftvsr import tracking
 from ftvsr.launch import run_training
 from ftvsr.params import PARAMS_FILE
 from pipelines._common import positive_int, run_stage, stage_parser, stage_task
 
 
-@stage_task(
-    "train {out}",
-    modules=("ftvsr.train", "ftvsr.launch", "ftvsr.losses", "ftvsr.models", "ftvsr.data.datasets"),
-    reads=("lmdb",),
-    contents=("params_file",),
-)
-def train_model(lmdb: Path, out: Path, work_dir: Path, params_file: Path, nproc: int) -> str | None:
+@stage_task("train {out}")
+def train_model(lmdb: Path, out: Path, work_dir: Path, params_file: Path, nproc: int | None) -> str | None:
     """Train (or resume) into `out`; the MLflow run id."""
     return run_training(params_file, lmdb, out, work_dir, nproc=nproc)
 
 
 @flow(name="train")
 def train_flow(
-    lmdb: Path, out: Path, work_dir: Path, params_file: Path = PARAMS_FILE, nproc: Annotated[int, Field(ge=1)] = 1
+    lmdb: Path, out: Path, work_dir: Path, params_file: Path = PARAMS_FILE, nproc: int | None = None
 ) -> str | None:
-    done = out.is_file() and out.with_name(tracking.TRAIN_RUN_FILE).is_file()
-    run = train_model if done else train_model.with_options(refresh_cache=True)
-    return run(lmdb, out, work_dir, params_file, nproc)
+    return train_model(lmdb, out, work_dir, params_file, nproc)
 
 
 def main() -> None:
@@ -45,7 +35,9 @@ def main() -> None:
     parser.add_argument("--lmdb", type=Path, required=True, help="folder of hr.lmdb and <level>.lmdb")
     parser.add_argument("--out", type=Path, required=True, help="the trained model (.pth)")
     parser.add_argument("--work-dir", type=Path, required=True, help="checkpoints, for resuming")
-    parser.add_argument("--nproc", type=positive_int, default=1, help="processes (torchrun) on this machine")
+    parser.add_argument(
+        "--nproc", type=positive_int, default=None, help="processes (torchrun) on this machine (default: train.nproc)"
+    )
     args = parser.parse_args()
     run_stage(lambda: train_flow(args.lmdb, args.out, args.work_dir, args.params, args.nproc))
 

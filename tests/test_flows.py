@@ -1,6 +1,5 @@
 """The stage flows under Prefect (a temporary API: `prefect_test_harness`) on tiny frame folders:
-one named task per clip, the cache and the files on disk, retries for transient errors only,
-resuming, parameters rejected before any work, and dvc.yaml's paths mirrored by `stage_paths`."""
+one named task per clip, retries for transient errors only, resuming from the partial folder, parameters rejected before any work, and dvc.yaml's paths mirrored by `stage_paths`."""
 
 from __future__ import annotations
 
@@ -27,7 +26,7 @@ from ftvsr.data.degrade import degrade_folder
 from ftvsr.errors import FTVSRError
 from ftvsr.io.frames import list_frames, read_clip, write_clip
 from ftvsr.params import load_params
-from pipelines._common import RETRIES, make_task_runner
+from pipelines._common import PARTIAL, RETRIES, make_task_runner
 from pipelines.compress import compress_flow
 from pipelines.degrade import degrade_flow
 from pipelines.pipeline import STAGES, pipeline_flow, stage_paths, with_crfs
@@ -106,20 +105,8 @@ def test_degrade_runs_one_named_task_per_clip_matching_the_library(project, tmp_
     assert read_clip(project["lr"] / "test" / "set1" / "d").shape == (3, 16, 16, 3)
 
 
-def test_rerun_is_cached_but_never_skips_a_missing_output(project):
-    degrade_flow(project["hr"], project["lr"], project["params"])
-    kept = {clip: _fingerprint(project["lr"] / "train" / clip) for clip in ("a", "c")}
-    # What DVC does to an output it is about to rebuild, or a user to a clip: it goes.
-    removed = project["lr"] / "train" / "b"
-    shutil.rmtree(removed)
-
-    state = degrade_flow(project["hr"], project["lr"], project["params"], return_state=True)
-    runs = _task_runs(state, expected=4)
-    assert runs["degrade train/b"].state.name == "Completed"  # ran, though the cache held a record
-    assert runs["degrade train/a"].state.name == "Cached"
-    assert runs["degrade train/c"].state.name == "Cached"
-    assert [p.name for p in list_frames(removed)] == ["00000000.png", "00000001.png", "00000002.png"]
-    assert {clip: _fingerprint(project["lr"] / "train" / clip) for clip in ("a", "c")} == kept
+def _partials(project) -> list[Path]:
+    return sorted(project["lr"].parent.glob(f"{project['lr'].name}{PARTIAL}*"))
 
 
 def test_bad_input_fails_at_once_naming_the_clip(project):
@@ -134,41 +121,65 @@ def test_bad_input_fails_at_once_naming_the_clip(project):
     runs = _task_runs(state, expected=2)
     assert runs["degrade train/b"].state.name == "Failed"
     assert runs["degrade train/b"].run_count == 1  # bad input: no retries
-    assert (project["lr"] / "train" / "a").is_dir() and not (project["lr"] / "train" / "b").exists()
+    assert not project["lr"].exists()  # no half-made output: what is done waits in the partial folder
+    (partial,) = _partials(project)
+    assert (partial / "train" / "a").is_dir() and not (partial / "train" / "b").exists()
 
 
-def test_transient_error_is_retried_then_named_and_a_rerun_finishes_only_what_was_left(project, monkeypatch):
-    degrade_flow(project["hr"], project["lr"], project["params"])
-    # Clips b, c, d are lost, and a file sits where b's output goes: writing b fails with an
-    # OSError (NotADirectoryError) every time, as a full or broken disk would.
-    for name in _clip_names()[1:]:
-        shutil.rmtree(project["lr"] / name)
-    blocker = project["lr"] / "train" / "b"
-    blocker.write_text("in the way")
+def _fail_clip_b(monkeypatch) -> None:
+    """Writing clip b fails with an OSError every time, as a full or broken disk would."""
+    real = pipelines.degrade.ftvsr.data.degrade.degrade_clip
+
+    def degrade_clip(src_clip, dst_clip, **kwargs):
+        if Path(src_clip).name == "b":
+            raise OSError(28, "No space left on device")
+        return real(src_clip, dst_clip, **kwargs)
+
+    monkeypatch.setattr(pipelines.degrade.ftvsr.data.degrade, "degrade_clip", degrade_clip)
     monkeypatch.setattr(
         pipelines.degrade, "degrade_clip", pipelines.degrade.degrade_clip.with_options(retry_delay_seconds=0)
     )
 
-    state = degrade_flow(project["hr"], project["lr"], project["params"], workers=1, return_state=True)
+
+def test_transient_error_is_retried_then_named_and_a_rerun_finishes_only_what_was_left(project, monkeypatch):
+    with monkeypatch.context() as broken:
+        _fail_clip_b(broken)
+        state = degrade_flow(project["hr"], project["lr"], project["params"], workers=1, return_state=True)
     assert state.is_failed()
-    with pytest.raises(FTVSRError, match=rf"train/b failed after {RETRIES + 1} attempts: \w+Error") as failure:
+    with pytest.raises(FTVSRError, match=rf"train/b failed after {RETRIES + 1} attempts: OSError") as failure:
         state.result()
     assert "\n" not in str(failure.value)
     runs = _task_runs(state, expected=2)
     assert runs["degrade train/b"].run_count == RETRIES + 1
-    written = {p.name: _fingerprint(p) for p in (project["lr"] / "train").iterdir() if p.is_dir() and p.name[0] != "."}
-    assert "a" in written
+    (partial,) = _partials(project)
+    written = {p.name: _fingerprint(p) for p in (partial / "train").iterdir() if p.is_dir() and p.name[0] != "."}
+    assert "a" in written and "b" not in written
 
-    blocker.unlink()  # the disk is back
-    state = degrade_flow(project["hr"], project["lr"], project["params"], return_state=True)
+    state = degrade_flow(project["hr"], project["lr"], project["params"], return_state=True)  # the disk is back
     assert state.is_completed()
     for clip, fingerprint in written.items():
         assert _fingerprint(project["lr"] / "train" / clip) == fingerprint, f"{clip} was done again"
     for name in _clip_names():
         assert len(list_frames(project["lr"] / name)) == 3
+    assert not _partials(project)
 
 
-def test_changed_inputs_are_never_resumed_from_stale_outputs(project):
+def test_work_begun_with_other_settings_is_never_resumed(project, monkeypatch):
+    with monkeypatch.context() as broken:
+        _fail_clip_b(broken)
+        degrade_flow(project["hr"], project["lr"], project["params"], workers=1, return_state=True)
+    (stale,) = _partials(project)
+    assert (stale / "train" / "a").is_dir()
+    project["params"].write_text(project["params"].read_text().replace("degradation: bd", "degradation: bi"))
+    degrade_flow(project["hr"], project["lr"], project["params"])
+    assert not stale.exists() and not _partials(project)
+    reference = project["root"] / "reference"
+    degrade_folder(project["hr"] / "train", reference, method="bi", progress=False)
+    for clip in TRAIN_CLIPS:
+        np.testing.assert_array_equal(read_clip(project["lr"] / "train" / clip), read_clip(reference / clip))
+
+
+def test_a_stage_run_again_outside_dvc_rebuilds_its_output_from_the_current_inputs(project):
     degrade_flow(project["hr"], project["lr"], project["params"])
     assert read_clip(project["lr"] / "train" / "a").shape == (3, 16, 16, 3)
     write_clip(project["hr"] / "train" / "a", _frames(3, 128, 0))  # same frame names, new content
@@ -221,7 +232,7 @@ def test_invalid_parameters_are_rejected_before_any_work(project, parameters, er
         degrade_flow(src, project["lr"], params_file, **parameters)
     if error is FTVSRError:
         assert "\n" not in str(failure.value)
-    assert not project["lr"].exists()
+    assert not project["lr"].exists() and not _partials(project)
 
 
 def test_pipeline_rejects_an_invalid_crf_list_before_any_stage(project):
@@ -260,8 +271,8 @@ def test_stage_paths_agree_with_dvc_yaml():
     p = stage_paths("PROFILE")
     crf, dataset, level = "25", "DATASET", "LEVEL"
     expected = {
-        "fetch": {"--out": p.hr},
-        "degrade": {"--src": p.hr, "--dst": p.lr_raw},
+        "fetch": {"--out": p.hr, "--dataset-lr": p.dataset_lr},
+        "degrade": {"--src": p.hr, "--dataset-lr": p.dataset_lr, "--dst": p.lr_raw},
         "compress": {"--src": p.lr_raw, "--dst": p.lr(crf)},
         "pack": {"--hr": p.hr_train, "--lr": p.lr_root, "--dst": p.lmdb},
         "train": {"--lmdb": p.lmdb, "--out": p.model, "--work-dir": p.work_dir},
@@ -330,6 +341,12 @@ def test_paper_fetch_downloads_and_arranges_reds4_vid4_and_spynet(tmp_path, monk
         }
         server.files["/REDS/train_sharp.zip"] = zip_bytes(train)
         server.files["/REDS/val_sharp.zip"] = zip_bytes({"val/val_sharp/000/00000000.png": png(7)})
+        server.files["/REDS/train_sharp_bicubic.zip"] = zip_bytes(
+            {name.replace("train_sharp/", "train_sharp_bicubic/X4/"): png(1, (2, 2)) for name in train}
+        )
+        server.files["/REDS/val_sharp_bicubic.zip"] = zip_bytes(
+            {"val/val_sharp_bicubic/X4/000/00000000.png": png(7, (2, 2))}
+        )
         server.files["/Vid4/Vid4.zip"] = zip_bytes(
             {f"Vid4/GT/{clip}/{i:08d}.png": png(i) for clip in ("calendar", "walk") for i in range(3)}
         )
@@ -354,7 +371,8 @@ def test_paper_fetch_downloads_and_arranges_reds4_vid4_and_spynet(tmp_path, monk
         spynet_path = tmp_path / "weights" / "spynet.pth"
         params_file = _paper_params(tmp_path, spynet_weights=str(spynet_path))
 
-        done = fetch_flow(hr, params_file, downloads=downloads)
+        dataset_lr = tmp_path / "dataset_lr"
+        done = fetch_flow(hr, params_file, downloads=downloads, dataset_lr=dataset_lr)
         assert sorted(p.name for p in (hr / "train").iterdir()) == ["001", "240"]  # REDS4 held out
         assert sorted(p.name for p in (hr / "test" / "reds4").iterdir()) == ["000", "011", "015", "020"]
         assert sorted(p.name for p in (hr / "test" / "vid4").iterdir()) == ["calendar", "walk"]
@@ -362,11 +380,14 @@ def test_paper_fetch_downloads_and_arranges_reds4_vid4_and_spynet(tmp_path, monk
         linked = hr / "test" / "reds4" / "011" / "00000001.png"
         assert linked.stat().st_ino == (downloads / "REDS/train/train_sharp/011/00000001.png").stat().st_ino
         assert spynet_path.read_bytes() == weights
-        assert not (downloads / "REDS/train/train_sharp_bicubic").exists()  # LR comes from our degrade stage
+        # REDS' own X4 frames, for the same clips, beside: the degrade stage takes them as raw LR
+        assert sorted(p.name for p in (dataset_lr / "train").iterdir()) == ["001", "240"]
+        assert sorted(p.name for p in (dataset_lr / "test" / "reds4").iterdir()) == ["000", "011", "015", "020"]
+        assert not (dataset_lr / "test" / "vid4").exists()  # Vid4 comes without LR
 
         requests = len(server.requests)
-        shutil.rmtree(hr / "train" / "001")  # an interrupted run: the next one finishes the clip
-        fetch_flow(hr, params_file, downloads=downloads)
+        shutil.rmtree(hr / "train" / "001")
+        fetch_flow(hr, params_file, downloads=downloads)  # run again: rebuilt from the verified downloads
         assert (hr / "train" / "001" / "00000001.png").is_file() and len(server.requests) == requests
 
         leaky = _paper_params(tmp_path, spynet_weights=str(spynet_path))

@@ -10,6 +10,9 @@
 (``train/<clip>``, ``test/reds4/<clip>``, ``test/vid4/<clip>``), and `link_clip` makes each
 one with hard links: no second copy of hundreds of GB, and the links are plain files to DVC.
 Where hard links are impossible (another file system) the frames are copied.
+`dataset_lr_plan` does the same for the LR frames a dataset comes with (REDS' X4, which the
+published training and REDS4 test read): the degrade stage takes them as raw LR
+(`link_lr_clip`, which checks they match their HR clip).
 
 REDS4 leaves the REDS training clips unless `leak_reds4` (the published code's leak, see
 `datasets.reds_split`); Vimeo-90K trains on the clips of `sep_trainlist.txt`.
@@ -25,7 +28,7 @@ from ftvsr.data import layout, sources
 from ftvsr.data.datasets import REDS4_CLIPS, reds_split
 from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import atomic_path
-from ftvsr.io.frames import list_clips, list_frames
+from ftvsr.io.frames import image_size, list_clips, list_frames
 
 # The test sets the pipeline can prepare from downloads, and the dataset each comes from.
 TEST_SET_SOURCES = {"reds4": "reds", "vid4": "vid4"}
@@ -35,8 +38,14 @@ GT_SET_FOLDERS = {
     "vid4": sources.VID4.part("GT").dest,
     "vimeo90k": sources.VIMEO90K.part("septuplet").dest,
 }
-# The GT parts each dataset needs (REDS' bicubic LR is not used: the degrade stage makes LR).
-GT_PARTS = {"reds": ("train_sharp", "val_sharp"), "vid4": ("GT",), "vimeo90k": ("septuplet",)}
+# Where a dataset's own LR set folder sits, for the datasets that come with one.
+LR_SET_FOLDERS = {"reds": sources.REDS.part("train_sharp_bicubic").dest}
+# The parts each dataset needs: GT, and REDS' own X4 LR.
+PARTS = {
+    "reds": ("train_sharp", "val_sharp", "train_sharp_bicubic", "val_sharp_bicubic"),
+    "vid4": ("GT",),
+    "vimeo90k": ("septuplet",),
+}
 VIMEO_TRAIN_LIST = "sep_trainlist.txt"
 
 
@@ -102,6 +111,24 @@ def hr_clip_plan(
     return plan
 
 
+def dataset_lr_plan(hr_plan: dict[str, Path], downloads: str | os.PathLike) -> dict[str, Path]:
+    """The downloaded LR clip folder of every clip of `hr_plan` whose dataset comes with its own LR.
+
+    Raises FTVSRError naming the LR folder or clip that is missing.
+    """
+    downloads = Path(downloads)
+    plan = {}
+    for name, hr_clip in hr_plan.items():
+        for dataset, lr_folder in LR_SET_FOLDERS.items():
+            if hr_clip.parent != downloads / GT_SET_FOLDERS[dataset]:
+                continue
+            lr_clip = downloads / lr_folder / hr_clip.name
+            if not lr_clip.is_dir():
+                raise FTVSRError(f"{dataset}: the LR clip {lr_clip} of {hr_clip} is missing from the downloads")
+            plan[name] = lr_clip
+    return plan
+
+
 def clip_is_linked(src_clip: str | os.PathLike, dst_clip: str | os.PathLike) -> bool:
     """True when `dst_clip` holds the frames of `src_clip` under the same names (a finished clip)."""
     src_clip, dst_clip = Path(src_clip), Path(dst_clip)
@@ -127,6 +154,25 @@ def link_clip(src_clip: str | os.PathLike, dst_clip: str | os.PathLike) -> int:
             except OSError:  # another file system, or links not supported there
                 shutil.copy2(frame, tmp / frame.name)
     return len(frames)
+
+
+def link_lr_clip(
+    lr_clip: str | os.PathLike, hr_clip: str | os.PathLike, dst_clip: str | os.PathLike, scale: int
+) -> int:
+    """`link_clip` of a dataset's own LR clip, checked against its HR clip: the same frame names,
+    each `scale` times smaller (REDS' X4 of 1280x720 is 320x180). FTVSRError naming the clip otherwise."""
+    lr_frames, hr_frames = list_frames(lr_clip), list_frames(hr_clip)
+    if [p.name for p in lr_frames] != [p.name for p in hr_frames]:
+        raise FTVSRError(
+            f"{lr_clip}: {len(lr_frames)} LR frames do not match the {len(hr_frames)} frames of {hr_clip} by name"
+        )
+    for lr_frame, hr_frame in zip(lr_frames, hr_frames, strict=True):
+        lr_size, hr_size = image_size(lr_frame), image_size(hr_frame)
+        if (lr_size[0] * scale, lr_size[1] * scale) != hr_size:
+            raise FTVSRError(
+                f"{lr_frame}: {lr_size[0]}x{lr_size[1]} is not {hr_frame} ({hr_size[0]}x{hr_size[1]}) / {scale}"
+            )
+    return link_clip(lr_clip, dst_clip)
 
 
 def place_file(fetched: str | os.PathLike, target: str | os.PathLike) -> Path:

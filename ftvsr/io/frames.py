@@ -111,6 +111,15 @@ def read_frame(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(width, height)`` of an image from its header (nothing decoded); FTVSRError naming an unreadable file."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception as e:  # OSError, PIL.UnidentifiedImageError, ...
+        raise FTVSRError(f"corrupt or unreadable image {path}: {e}") from e
+
+
 def read_frames(paths: Sequence[Path]) -> np.ndarray:
     """Read the frames at `paths` (one clip, in that order) as uint8 ``(t, h, w, 3)``.
 
