@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ftvsr.data.published_results import TRAINING_SETS
 from ftvsr.errors import FTVSRError
 from ftvsr.params import PARAMS_FILE, activate_profile, load_params
 
@@ -202,7 +203,15 @@ def _report(results: Path, out: Path, bitrates: Path | None, params: Path) -> No
     tables = {}
     if bitrates is not None:
         tables = {(p.parent.name, p.parents[2].name): p for p in bitrates.glob("*/test/*/bitrate.csv")}
-    written = build_report(folders, out, bitrate_tables=tables, strips_dir=results, profile=load_params(params).profile)
+    settings = load_params(params)
+    written = build_report(
+        folders,
+        out,
+        bitrate_tables=tables,
+        strips_dir=results,
+        profile=settings.profile,
+        trained_on=TRAINING_SETS[settings.data.source],
+    )
     typer.echo("\n".join(str(p) for p in written.values()))
 
 

@@ -160,9 +160,13 @@ def _fmt_delta(
 
 
 def paper_table(
-    df: pd.DataFrame, published: Sequence[PublishedResult] = PUBLISHED_RESULTS
+    df: pd.DataFrame, published: Sequence[PublishedResult] = PUBLISHED_RESULTS, trained_on: str | None = None
 ) -> tuple[list[tuple[str, str]], dict[str, list[str | None]], dict[str, str]]:
-    """Columns [(dataset, crf)], rows {name: [cell text or None]}, protocol per dataset; None = missing."""
+    """Columns [(dataset, crf)], rows {name: [cell text or None]}, protocol per dataset; None = missing.
+
+    `trained_on`: our model's training set (`TRAINING_SETS`); the Δ row is left empty where the
+    published model was trained on another (`cross_dataset_notes` says so). None: always a Δ.
+    """
     overall = _overall(df)
     protocols = _table_protocols(overall)
     datasets = list(PAPER_DATASETS) + [d for d in dict.fromkeys(overall["dataset"]) if d not in PAPER_DATASETS]
@@ -184,8 +188,24 @@ def paper_table(
         rows["FTVSR (published)"].append(
             None if pub is None else (f"{pub[0]:.2f}/{pub[1]:.4f}" if pub[1] is not None else f"{pub[0]:.2f}/{MISSING}")
         )
-        rows["Δ ours − published"].append(_fmt_delta(ours, pub, None))
+        comparable = pub_entry is not None and trained_on in (None, pub_entry.trained_on)
+        rows["Δ ours − published"].append(_fmt_delta(ours, pub, None) if comparable else None)
     return columns, rows, protocols
+
+
+def cross_dataset_notes(df: pd.DataFrame, published: Sequence[PublishedResult], trained_on: str | None) -> list[str]:
+    """One line per evaluated dataset whose published numbers come from a model trained on another set."""
+    if trained_on is None:
+        return []
+    notes = []
+    for dataset in dict.fromkeys(_overall(df)["dataset"]):
+        others = {e.trained_on for e in published if e.dataset == dataset and e.trained_on != trained_on}
+        if others:
+            notes.append(
+                f"{dataset}: ours is trained on {trained_on}, the published numbers on {', '.join(sorted(others))}: "
+                "a cross-dataset result, not the paper's, so no Δ"
+            )
+    return notes
 
 
 def _published_sources(columns: Sequence[tuple[str, str]], published: Sequence[PublishedResult]) -> list[str]:
@@ -197,8 +217,10 @@ def _published_sources(columns: Sequence[tuple[str, str]], published: Sequence[P
     return sources
 
 
-def table_markdown(df: pd.DataFrame, published: Sequence[PublishedResult] = PUBLISHED_RESULTS) -> str:
-    columns, rows, protocols = paper_table(df, published)
+def table_markdown(
+    df: pd.DataFrame, published: Sequence[PublishedResult] = PUBLISHED_RESULTS, trained_on: str | None = None
+) -> str:
+    columns, rows, protocols = paper_table(df, published, trained_on)
     header = "| Method | " + " | ".join(f"{d} {crf_title(c)}" for d, c in columns) + " |"
     lines = [
         "PSNR (dB) / SSIM, 4x. " + MISSING + " = not evaluated / no published value.",
@@ -211,6 +233,7 @@ def table_markdown(df: pd.DataFrame, published: Sequence[PublishedResult] = PUBL
     lines.append("")
     lines += [f"- {d}: protocol `{p}`" for d, p in protocols.items()]
     lines += [f"- published numbers: {s}" for s in _published_sources(columns, published)]
+    lines += [f"- {note}" for note in cross_dataset_notes(df, published, trained_on)]
     return "\n".join(lines) + "\n"
 
 
@@ -218,9 +241,11 @@ def _tex_escape(text: str) -> str:
     return text.replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("#", r"\#")
 
 
-def table_latex(df: pd.DataFrame, published: Sequence[PublishedResult] = PUBLISHED_RESULTS) -> str:
+def table_latex(
+    df: pd.DataFrame, published: Sequence[PublishedResult] = PUBLISHED_RESULTS, trained_on: str | None = None
+) -> str:
     """The paper-layout table as a booktabs `tabular` (needs `\\usepackage{booktabs}`)."""
-    columns, rows, _ = paper_table(df, published)
+    columns, rows, _ = paper_table(df, published, trained_on)
     groups: list[tuple[str, int]] = []
     for dataset, _crf in columns:
         if groups and groups[-1][0] == dataset:
@@ -559,6 +584,7 @@ def build_report(
     strips_dir: str | os.PathLike | None = None,
     published: Sequence[PublishedResult] = PUBLISHED_RESULTS,
     profile: str,
+    trained_on: str | None = None,
     strip_crop: int = 128,
 ) -> dict[str, Path]:
     """Write the report's tables, plots and strips into `out_dir`; returns the written paths by name.
@@ -567,6 +593,7 @@ def build_report(
     DataFrames from `evaluate_set`), any mix of datasets, CRFs and protocols. `bitrate_tables`:
     CRF (or (dataset, CRF)) -> the compress stage's `bitrate.csv`. `strips_dir`: where
     `evaluate_set(save_frames_dir=...)` saved frames (searched recursively for `info.json`).
+    `trained_on`: the model's training set, for which published numbers are comparable (`paper_table`).
     """
     df = load_results(results)
     out_dir = Path(out_dir)
@@ -578,10 +605,11 @@ def build_report(
     written["psnr_vs_crf_csv"] = out_dir / "psnr_vs_crf.csv"
     with atomic_path(written["psnr_vs_crf_csv"]) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
+    notes += cross_dataset_notes(df, published, trained_on)
     written["table_md"] = out_dir / "table.md"
-    write_text_atomic(written["table_md"], table_markdown(df, published))
+    write_text_atomic(written["table_md"], table_markdown(df, published, trained_on))
     written["table_tex"] = out_dir / "table.tex"
-    write_text_atomic(written["table_tex"], table_latex(df, published))
+    write_text_atomic(written["table_tex"], table_latex(df, published, trained_on))
 
     written["psnr_vs_crf"] = out_dir / "psnr_vs_crf.png"
     _save_figure(plot_psnr_vs_crf(table, published), written["psnr_vs_crf"])

@@ -53,27 +53,20 @@ def compress_flow(
     ftvsr.data.compress.check_crf(crf)
     runner = make_task_runner(task_runner, data.workers if workers is None else workers)
     sets = {folder: ftvsr.data.degrade.set_clips(src / folder) for folder in layout.set_folders(src)}
-    jobs = {}
-    for folder, clips in sets.items():  # every clip checked before anything is written
-        for clip in clips:
-            name = (folder / clip).as_posix()
-            jobs[name] = {"clip": name, "src_clip": src / folder / clip, "set_folder": folder}
     settings = {"crf": crf, **data.compress.model_dump()}
     with stage_output(dst, stage_key(settings, [ftvsr.data.compress, ftvsr.io.video], inputs=[src])) as work:
-        stats = run_tasks(
-            runner,
-            compress_clip,
-            {
-                name: {
-                    "clip": name,
-                    "src_clip": job["src_clip"],
-                    "dst": work / job["set_folder"],
-                    "crf": crf,
-                    "settings": data.compress,
-                }
-                for name, job in jobs.items()
-            },
-        )
+        jobs = {
+            (folder / clip).as_posix(): {
+                "clip": (folder / clip).as_posix(),
+                "src_clip": src / folder / clip,
+                "dst": work / folder,
+                "crf": crf,
+                "settings": data.compress,
+            }
+            for folder, clips in sets.items()  # every clip checked (set_clips) before anything is written
+            for clip in clips
+        }
+        stats = run_tasks(runner, compress_clip, jobs)
         for folder, clips in sets.items():
             ftvsr.data.compress.write_bitrate_table(work / folder, clips)
     return {name: clip_stats.bitrate_kbps for name, clip_stats in stats.items()}

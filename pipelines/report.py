@@ -8,6 +8,7 @@ from prefect import flow, task
 
 from ftvsr import tracking
 from ftvsr.data import layout
+from ftvsr.data.published_results import TRAINING_SETS
 from ftvsr.errors import FTVSRError
 from ftvsr.evaluate import log_evaluation_mlflow, read_results
 from ftvsr.params import PARAMS_FILE, load_params
@@ -45,7 +46,12 @@ def report_flow(results: Path, bitrates: Path, train_run: Path, out: Path, param
             if table.is_file():
                 bitrate_tables[(dataset, name)] = table
     build_report(
-        list(result_dirs.values()), out, bitrate_tables=bitrate_tables, strips_dir=results, profile=params.profile
+        list(result_dirs.values()),
+        out,
+        bitrate_tables=bitrate_tables,
+        strips_dir=results,
+        profile=params.profile,
+        trained_on=TRAINING_SETS[params.data.source],
     )
     log_sweep(result_dirs, train_run, params_file)
 

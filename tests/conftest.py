@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,13 @@ def assert_matches_published(config: dict, released_pth: Path, clip: torch.Tenso
     mean, within = diff.mean().item(), (diff <= 1e-3).float().mean().item()
     assert mean <= 1e-4, f"mean abs diff {mean:.3g} (within 1e-3: {within:.4%})"
     assert within >= 0.999, f"within 1e-3: {within:.4%} (mean abs diff {mean:.3g})"
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url(tmp_path_factory) -> Iterator[str]:
+    """One `prefect server start` for the whole session (pipelines.prefect_server), as `make repro`
+    runs `dvc repro`: every stage process talks to it instead of starting its own."""
+    from pipelines.prefect_server import prefect_server
+
+    with prefect_server(home=tmp_path_factory.mktemp("prefect-home")) as url:
+        yield url

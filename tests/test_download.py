@@ -2,92 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import re
 import shutil
 import tarfile
-import threading
-import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 
 import numpy as np
 import pytest
+import standins
 from PIL import Image
+from standins import FileServer, png, zip_bytes  # test_flows imports these from here too
 
 from ftvsr.data import sources
+from ftvsr.data.arrange import hr_clip_plan
 from ftvsr.data.download import download, extract, fetch_dataset, sha256_file
 from ftvsr.errors import FTVSRError
-
-
-class FileServer:
-    """Serves `files` (URL path -> bytes) with Range support and scripted misbehaviour."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.cut_once: set[str] = set()  # send half the body, then drop the connection
-        self.fail_times: dict[str, int] = {}  # answer 503 this many times
-        self.ignore_range: set[str] = set()  # answer 200 with the whole body to a Range request
-        self.requests: list[tuple[str, str | None]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep pytest output clean
-                pass
-
-            def do_GET(self):
-                path = self.path
-                server.requests.append((path, self.headers.get("Range")))
-                if server.fail_times.get(path, 0) > 0:
-                    server.fail_times[path] -= 1
-                    self.send_error(503, "try later")
-                    return
-                if path not in server.files:
-                    self.send_error(404, "no such file")
-                    return
-                data = server.files[path]
-                start = 0
-                wanted = self.headers.get("Range")
-                if wanted and path not in server.ignore_range:
-                    start = int(wanted.removeprefix("bytes=").split("-")[0])
-                    if start >= len(data):
-                        self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{len(data)}")
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if path in server.cut_once:
-                    server.cut_once.discard(path)
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-
-    def gets(self, path: str) -> list[str | None]:
-        return [rng for p, rng in self.requests if p == path]
+from ftvsr.io.frames import list_frames, read_frame
 
 
 @pytest.fixture
 def server():
-    srv = FileServer()
-    srv.thread.start()
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
-    srv.thread.join(timeout=5)
+    with FileServer() as srv:
+        yield srv
 
 
 def payload(n: int = 300_000, seed: int = 0) -> bytes:
@@ -220,14 +160,6 @@ def test_download_sha256_prefix_and_existing_file(server, tmp_path):
 # ---------------------------------------------------------------------------------- extract
 
 
-def zip_bytes(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 def tar_bytes(entries: list[tuple[str, bytes | None, str | None, str]], mode: str = "w:gz") -> bytes:
     """entries: (name, data, linkname, type) with type in file / sym / hard."""
     buf = io.BytesIO()
@@ -295,12 +227,6 @@ def test_extract_truncated_or_unknown_archive(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- fetch_dataset
-
-
-def png(value: int, size: tuple[int, int] = (8, 6)) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.full((size[1], size[0], 3), value, np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def fake_reds_archives() -> dict[str, bytes]:
@@ -432,3 +358,183 @@ def test_hr_clip_plan_vimeo_split_and_missing_downloads(tmp_path):
         hr_clip_plan("vimeo90k", [], tmp_path)
     with pytest.raises(FTVSRError, match="has no parts"):
         fetch_dataset("reds", tmp_path, parts=["train_blur"], progress=False)
+
+
+# ---------------------------------------------------------------------------------- the stand-in mirror
+# Archives in the publishers' exact layouts (tests/standins.py), served as FTVSR_MIRROR.
+
+REDS_GT = ("train_sharp", "val_sharp")
+
+
+@pytest.fixture
+def mirror(monkeypatch):
+    with standins.Mirror(standins.standin_archives()) as srv:
+        monkeypatch.setenv(sources.MIRROR_ENV, srv.base)
+        yield srv
+
+
+def no_leftovers(root) -> None:
+    """Nothing half-built: no temporary set folder, no staging folder."""
+    assert not list(root.rglob("*.tmp")) and not (root / ".staging").exists()
+
+
+def test_standins_through_the_mirror_make_the_expected_clip_folders(mirror, tmp_path):
+    start = time.perf_counter()
+    for dataset in ("reds", "vid4", "vimeo90k"):
+        fetch_dataset(dataset, tmp_path, backoff=0, progress=False)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 30, elapsed
+    no_leftovers(tmp_path)
+
+    plan = hr_clip_plan("reds", ["reds4", "vid4"], tmp_path)
+    gt = tmp_path / "REDS/train/train_sharp"
+    train = ["001", "002", "100", "240", "241"]  # REDS4 held out; val 000, 001 became 240, 241
+    assert sorted(plan) == [
+        *(f"test/reds4/{c}" for c in standins.REDS4),
+        *(f"test/vid4/{c}" for c in standins.VID4_CLIPS),
+        *(f"train/{c}" for c in train),
+    ]
+    assert plan["train/240"] == gt / "240" and plan["test/reds4/011"] == gt / "011"
+    assert plan["test/vid4/city"] == tmp_path / "Vid4/GT/city"
+    assert len(list_frames(plan["train/241"])) == standins.REDS_FRAMES
+    # The dataset's own X4 LR: the same clips and frame names, each frame the GT downscaled x4.
+    lr = tmp_path / "REDS/train/train_sharp_bicubic/X4"
+    assert sorted(p.name for p in lr.iterdir()) == sorted(p.name for p in gt.iterdir())
+    hr_frame = read_frame(gt / "241/00000004.png")
+    assert hr_frame.shape == (96, 128, 3)
+    np.testing.assert_array_equal(read_frame(lr / "241/00000004.png"), standins.downscale(hr_frame))
+    assert read_frame(tmp_path / "Vid4/GT/city/00000000.png").shape == (96, 112, 3)
+
+    plan = hr_clip_plan("vimeo90k", ["vid4"], tmp_path)
+    vimeo = tmp_path / "vimeo90k/GT"
+    everything = ["00001_0001", "00001_0003", "00001_0266", "00002_0010", "00002_0011"]
+    assert sorted(p.name for p in vimeo.iterdir()) == everything
+    trainlist = ["00001_0001", "00001_0266", "00002_0010"]  # sep_testlist has 00001_0003, 00002_0011
+    assert sorted(k for k in plan if k.startswith("train/")) == [f"train/{c}" for c in trainlist]
+    assert [p.name for p in list_frames(plan["train/00002_0010"])] == [f"im{i}.png" for i in range(1, 8)]
+    assert len([k for k in plan if k.startswith("test/vid4/")]) == 4
+
+
+def test_mirror_missing_a_part_names_the_url_and_the_part(mirror, tmp_path):
+    del mirror["REDS/val_sharp.zip"]
+    with pytest.raises(FTVSRError) as info:
+        fetch_dataset("reds", tmp_path, parts=REDS_GT, backoff=0, progress=False)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{mirror.url('REDS/val_sharp.zip')}: HTTP 404")
+    assert "REDS part 'val_sharp'" in message and sources.MIRROR_ENV in message
+    assert len(mirror.gets_of("REDS/val_sharp.zip")) == 1  # not retried
+    assert not (tmp_path / "REDS").exists()  # no set folder, not even its parent
+    assert not (tmp_path / "downloads/REDS/val_sharp.zip.part").exists()
+    no_leftovers(tmp_path)
+
+    mirror["REDS/val_sharp.zip"] = standins.reds_archives()["REDS/val_sharp.zip"]  # the mirror is fixed
+    fetch_dataset("reds", tmp_path, parts=REDS_GT, backoff=0, progress=False)
+    assert (tmp_path / "REDS/train/train_sharp/241").is_dir()
+
+
+def test_publisher_missing_a_part_suggests_a_mirror(server, tmp_path, monkeypatch):
+    # Without a mirror the table's URLs are used: point them at the local server.
+    part = dataclasses.replace(sources.VID4.part("GT"), url=f"{server.base}/datasets/Vid4.zip")
+    monkeypatch.setitem(sources.SOURCES, "vid4", dataclasses.replace(sources.VID4, parts=(part,)))
+    monkeypatch.delenv(sources.MIRROR_ENV, raising=False)
+    with pytest.raises(FTVSRError) as info:
+        fetch_dataset("vid4", tmp_path, progress=False)
+    message = str(info.value)
+    assert message.startswith(f"{part.url}: HTTP 404") and "\n" not in message
+    assert f"set {sources.MIRROR_ENV} to a mirror that serves it as Vid4/Vid4.zip" in message
+
+
+def reds_one_level_up(archives):  # train/<clip>/... instead of train/train_sharp/<clip>/...
+    return standins.relayout(archives["REDS/train_sharp.zip"], "train/train_sharp/", "train/")
+
+
+def reds_one_level_down(archives):  # train/train_sharp/X4/<clip>/...: one more folder
+    return standins.relayout(archives["REDS/train_sharp.zip"], "train/train_sharp/", "train/train_sharp/X4/")
+
+
+def vid4_instead(archives):  # a zip of something else
+    return archives["Vid4/Vid4.zip"]
+
+
+def vimeo_flat(archives):  # sequences/<00001_0001>/im1.png: one level instead of two
+    entries = standins.zip_entries(archives["vimeo90k/vimeo_septuplet.zip"])
+    return standins.zip_bytes({re.sub(r"(sequences/\d+)/", r"\1_", k): v for k, v in entries.items()})
+
+
+def vimeo_without_list(archives):  # sep_trainlist.txt is there: it must not be written alone
+    entries = standins.zip_entries(archives["vimeo90k/vimeo_septuplet.zip"])
+    del entries["vimeo_septuplet/sep_testlist.txt"]
+    return standins.zip_bytes(entries)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "key", "broken", "expected"),
+    [
+        ("reds", "REDS/train_sharp.zip", reds_one_level_up, "expected the clip folders under 'train/train_sharp/'"),
+        ("reds", "REDS/train_sharp.zip", reds_one_level_down, "clip folder 'train/train_sharp/X4/' holds no image"),
+        ("reds", "REDS/train_sharp.zip", vid4_instead, "under 'train/train_sharp/' in the archive, found ['Vid4/'"),
+        (
+            "vimeo90k",
+            "vimeo90k/vimeo_septuplet.zip",
+            vimeo_flat,
+            "no clip folders found under 'vimeo_septuplet/sequences' "
+            "(expected vimeo_septuplet/sequences/<folder>/<sub>/<frame>.png)",
+        ),
+        (
+            "vimeo90k",
+            "vimeo90k/vimeo_septuplet.zip",
+            vimeo_without_list,
+            "'vimeo_septuplet/sep_testlist.txt' is missing from the archive",
+        ),
+    ],
+)
+def test_archive_in_a_wrong_layout_is_named_and_removed(mirror, tmp_path, dataset, key, broken, expected):
+    good = mirror[key]
+    mirror[key] = broken(standins.standin_archives())
+    archive = tmp_path / "downloads" / key
+    with pytest.raises(FTVSRError) as info:
+        fetch_dataset(dataset, tmp_path, backoff=0, progress=False)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{archive}: ") and expected in message
+    assert message.endswith(f"; removed the downloaded archive: check what {mirror.url(key)} serves")
+    assert not archive.exists()  # not kept, and not recorded: a fixed mirror is accepted
+    lock = tmp_path / "checksums.json"
+    assert not lock.exists() or key not in json.loads(lock.read_text())
+    set_folder = tmp_path / ("REDS/train/train_sharp" if dataset == "reds" else "vimeo90k/GT")
+    assert not set_folder.exists() and not set_folder.parent.exists()  # nothing half-built, no split list
+    no_leftovers(tmp_path)
+
+    mirror[key] = good
+    fetch_dataset(dataset, tmp_path, backoff=0, progress=False)
+    assert len(list(set_folder.iterdir())) > 1 and key in json.loads(lock.read_text())
+
+
+def test_archive_the_lock_file_vouches_for_is_kept(mirror, tmp_path, monkeypatch):
+    fetch_dataset("vid4", tmp_path, progress=False)
+    shutil.rmtree(tmp_path / "Vid4/GT")
+    # The archive is the one recorded, but the table now expects another folder (a code change).
+    part = dataclasses.replace(sources.VID4.part("GT"), clip_root="Vid4/HR")
+    monkeypatch.setitem(sources.SOURCES, "vid4", dataclasses.replace(sources.VID4, parts=(part,)))
+    with pytest.raises(FTVSRError, match=r"under 'Vid4/HR/' .*; kept the archive, whose sha256 is the one recorded"):
+        fetch_dataset("vid4", tmp_path, progress=False)
+    assert (tmp_path / "downloads/Vid4/Vid4.zip").is_file() and not (tmp_path / "Vid4").exists()
+    assert len(mirror.gets_of("Vid4/Vid4.zip")) == 1
+
+
+def test_wrong_spynet_bytes_are_refused_and_not_kept(mirror, tmp_path, monkeypatch):
+    key = "spynet/spynet_20210409-c6c1bd09.pth"
+    assert mirror[key] == standins.SPYNET_BYTES
+    with pytest.raises(FTVSRError) as info:
+        fetch_dataset("spynet", tmp_path, progress=False)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{mirror.url(key)}: sha256 ")
+    assert "does not match the expected c6c1bd09; removed the downloaded file" in message
+    assert not (tmp_path / "weights").exists() or not any((tmp_path / "weights").iterdir())
+    assert not (tmp_path / "checksums.json").exists()
+
+    # The same bytes with a table that expects them: accepted (how other tests use the stand-in).
+    monkeypatch.setitem(sources.SOURCES, "spynet", standins.spynet_source())
+    [path] = fetch_dataset("spynet", tmp_path, progress=False)
+    assert path == tmp_path / sources.SPYNET.part("weights").dest and path.read_bytes() == standins.SPYNET_BYTES

@@ -1,19 +1,23 @@
 """The whole pipeline, for real: `dvc repro` in a temporary copy of the project with a tiny
-profile (real DVC, Prefect, MLflow, ffmpeg, LMDB), then a second `dvc repro` that does nothing."""
+profile (real DVC, Prefect, MLflow, ffmpeg, LMDB; training as 2 DDP processes launched by the
+train stage), then what a user does next:
+
+- settings that change no result (workers, threads, intervals, the device, MLflow) re-run nothing;
+- an ablation of a data setting and back: the way back is restored from DVC's run-cache (all but
+  the report, which git keeps);
+- the stages whose outputs could drift (LR, H.264, LMDB, the model) re-run from scratch give
+  the same dvc.lock: identical inputs, identical hashes;
+- an invalid param is one line.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
+import time
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
+from dvc_project import dvc, project_copy, read_params, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -43,71 +47,42 @@ TINY = {
         "log_every": 1,
         "checkpoint_every": 2,
         "eval_every": 100,
+        "nproc": 2,  # the train stage launches torchrun: DDP over gloo
     },
     "evaluate": {"levels": ["raw", 25], "strip_frame": 2},
 }
+STAGES = ("fetch", "degrade", "compress@25", "pack", "train", "evaluate@carphone-raw", "evaluate@carphone-25", "report")
+# Not results: none of these may re-run a stage (ftvsr.params.NON_RESULT_KEYS).
+NOT_RESULTS = {
+    "data": {"workers": 2},
+    "train": {"log_every": 2, "eval_every": 50, "checkpoint_every": 1, "num_workers": 1, "threads": 2},
+    "evaluate": {"threads": 2, "device": "cpu"},
+    "mlflow": {"tracking_uri": "sqlite:///elsewhere.db", "experiment": "renamed"},
+}
 
 
-def _merge(base: dict, override: dict) -> dict:
-    out = dict(base)
-    for key, value in override.items():
-        out[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return out
+def _ran(result) -> list[str]:
+    return [stage for stage in STAGES if f"Running stage '{stage}'" in result.stdout]
 
 
-def _project_copy(dst: Path) -> Path:
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True, text=True
-    ).stdout.split()
-    for name in files:
-        if name.startswith(("data/", "models/", "results/", "reports/", "checkpoints/")):
-            continue
-        target = dst / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
-    params = _merge(yaml.safe_load((ROOT / "profiles" / "sample.yaml").read_text()), TINY)
-    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for command in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
-    ):
-        subprocess.run(command, cwd=dst, check=True)
-    return dst
+def _set(project, override: dict) -> None:
+    from dvc_project import merge
+
+    write_params(project, merge(read_params(project), override))
 
 
-def _dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        PREFECT_LOGGING_LEVEL="WARNING",
-        PYTHONPATH=str(project),
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600
-    )
-
-
-def test_dvc_repro_runs_every_stage_then_nothing(tmp_path):
-    project = _project_copy(tmp_path / "project")
-    first = _dvc(project, "repro")
+def test_dvc_repro_end_to_end_then_nothing_then_an_ablation_and_back(tmp_path, prefect_api_url):
+    project = project_copy(tmp_path / "project", "sample", TINY)
+    first = dvc(project, "repro", api_url=prefect_api_url)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
-    for stage in (
-        "fetch",
-        "degrade",
-        "compress@25",
-        "pack",
-        "train",
-        "evaluate@carphone-raw",
-        "evaluate@carphone-25",
-        "report",
-    ):
-        assert f"Running stage '{stage}'" in first.stdout
+    assert _ran(first) == list(STAGES)
 
     hr = sorted((project / "data/sample/hr/test/carphone/carphone").glob("*.png"))
     assert len(hr) == 6
     assert (project / "data/sample/lr/25/test/carphone/bitrate.csv").is_file()
     assert (project / "data/sample/lmdb/25.lmdb/meta_info.txt").is_file()
+    assert (project / "data/sample/dataset_lr").is_dir()  # the sample comes without LR: empty
+    assert not list((project / "data/sample").rglob("*.partial-*"))
     assert (project / "models/sample/ftvsr.pth").is_file()
     metrics = json.loads((project / "results/sample/carphone/25/metrics.json").read_text())
     assert {"ftvsr", "bicubic"} <= set(metrics)
@@ -115,27 +90,62 @@ def test_dvc_repro_runs_every_stage_then_nothing(tmp_path):
     assert "Bicubic" in report and "CRF 25" in report
     assert (project / "reports/sample/strips/strip_crf25.png").stat().st_size > 0
 
-    # MLflow holds the training run (with its loss curve) and the evaluation sweep.
+    # MLflow holds the training run (with its loss curve, from 2 processes) and the evaluation sweep.
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("ftvsr-sample").experiment_id])
-    names = {run.info.run_name for run in runs}
-    assert any(name.startswith("train") for name in names), names
     train_run = next(run for run in runs if run.info.run_name.startswith("train"))
     assert len(client.get_metric_history(train_run.info.run_id, "loss")) >= 2
+    assert train_run.data.params.get("world_size") == "2"
     assert sum(run.data.tags.get("model_run_id") == train_run.info.run_id for run in runs) >= 2
+    lock = (project / "dvc.lock").read_text()
 
-    second = _dvc(project, "repro")
+    second = dvc(project, "repro", api_url=prefect_api_url)
     assert second.returncode == 0, second.stderr[-4000:]
-    assert "Running stage" not in second.stdout
-    assert "Data and pipelines are up to date" in second.stdout
+    assert "Running stage" not in second.stdout and "Data and pipelines are up to date" in second.stdout
+
+    _set(project, NOT_RESULTS)
+    status = dvc(project, "status")
+    assert "Data and pipelines are up to date" in status.stdout, status.stdout
+    assert "Running stage" not in dvc(project, "repro", api_url=prefect_api_url).stdout
+
+    # An ablation of a data setting runs what depends on it; switching back restores from the run-cache.
+    _set(project, {"data": {"compress": {"preset": "veryfast"}}})
+    ablation = dvc(project, "repro", api_url=prefect_api_url)
+    assert ablation.returncode == 0, ablation.stdout[-4000:] + ablation.stderr[-4000:]
+    assert _ran(ablation) == list(STAGES[2:])
+    _set(project, {"data": {"compress": {"preset": "medium"}}})
+    started = time.monotonic()
+    back = dvc(project, "repro", api_url=prefect_api_url)
+    restore_s = time.monotonic() - started
+    assert back.returncode == 0, back.stdout[-4000:] + back.stderr[-4000:]
+    # The report's outputs are kept by git, not DVC's cache: it alone is made again (seconds).
+    assert _ran(back) == ["report"], back.stdout
+    assert all(f"Stage '{stage}' is cached - skipping run" in back.stdout for stage in STAGES[2:-1]), back.stdout
+    assert restore_s < 120, f"restoring from the run-cache took {restore_s:.0f} s"
+    assert yaml.safe_load((project / "dvc.lock").read_text()) == yaml.safe_load(lock)
+
+    # Identical inputs, identical hashes: the stages that could drift, re-run from scratch.
+    again = dvc(
+        project,
+        "repro",
+        "--force",
+        "--single-item",
+        "--no-run-cache",
+        "degrade",
+        "compress@25",
+        "pack",
+        "train",
+        api_url=prefect_api_url,
+    )
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+    assert _ran(again) == ["degrade", "compress@25", "pack", "train"]
+    assert (project / "dvc.lock").read_text() == lock
 
     # An invalid param is one clear line naming the key, and nothing runs.
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["train"]["optimizer"]["name"] = "sgd"
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    bad = _dvc(project, "repro", "train")
+    _set(project, {"train": {"optimizer": {"name": "sgd"}}})
+    bad = dvc(project, "repro", "train", api_url=prefect_api_url)
     assert bad.returncode != 0
     assert "train.optimizer.name" in bad.stderr + bad.stdout
     assert "Traceback" not in bad.stderr

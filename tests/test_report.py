@@ -211,7 +211,7 @@ def test_published_results_are_sourced_data():
     assert {(r.dataset, r.crf) for r in PUBLISHED_RESULTS} == {
         (d, c) for d in ("REDS4", "Vid4") for c in ("raw", "crf15", "crf25", "crf35")
     }
-    custom = (PublishedResult("Vid4", "crf25", "FTVSR", 26.0, None, "test"),)
+    custom = (PublishedResult("Vid4", "crf25", "FTVSR", 26.0, None, "test", "Vimeo-90K"),)
     assert lookup("vid4", "crf25", results=custom).psnr == 26.0
 
 

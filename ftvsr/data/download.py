@@ -11,7 +11,9 @@
   anything is written, and a failure leaves no half-extracted folder.
 - `fetch_dataset` downloads a dataset's parts, checks them against the table or the lock file
   (`<root>/checksums.json`: digests recorded at first download, verified on every re-run),
-  extracts them and arranges the clips into the project's set-folder layout.
+  extracts them and arranges the clips into the project's set-folder layout. A part the mirror
+  lacks (404) is named with its dataset; an archive not in the publisher's layout is named
+  with the folder expected, and removed (unless the lock file recorded it before).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from tqdm import tqdm
 from ftvsr.data.sources import MIRROR_ENV, DatasetSource, Part, get_source
 from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import atomic_path, write_bytes_atomic, write_text_atomic
+from ftvsr.io.frames import IMAGE_SUFFIXES
 
 CHUNK = 1 << 20
 USER_AGENT = "ftvsr-downloader/0.1 (+python-urllib)"
@@ -47,6 +50,15 @@ MAX_BACKOFF_S = 60.0
 
 class _Transient(Exception):
     """A failure that another attempt (resuming where this one stopped) may get past."""
+
+
+class HTTPStatusError(FTVSRError):
+    """The server answered a status that another try will not change (a 4xx): `url`, `code`."""
+
+    def __init__(self, message: str, url: str, code: int) -> None:
+        super().__init__(message)
+        self.url = url
+        self.code = code
 
 
 # ------------------------------------------------------------------------------------------
@@ -186,9 +198,11 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool) -> str:
             raise _Transient(f"HTTP 416 for a resume at byte {offset}; restarting") from None
         if err.code in TRANSIENT_HTTP:
             raise _Transient(f"HTTP {err.code} {err.reason}") from None
-        raise FTVSRError(
+        raise HTTPStatusError(
             f"{url}: HTTP {err.code} {err.reason}"
-            + (" (not found: check the URL or the mirror)" if err.code == 404 else "")
+            + (" (not found: check the URL or the mirror)" if err.code == 404 else ""),
+            url,
+            err.code,
         ) from None
     except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as err:
         raise _Transient(f"{type(err).__name__}: {err}") from None
@@ -367,15 +381,26 @@ def _expected_sha256(key: str, part: Part, lock: dict[str, dict], lock_path: Pat
     return recorded
 
 
-def _renamed(clip: str, offset: int, part: Part) -> str:
+def _renamed(clip: str, offset: int, archive: Path) -> str:
     if not offset:
         return clip
     if not clip.isdigit():
-        raise FTVSRError(f"{part.url}: clip folder {clip!r} is not numeric, cannot add offset {offset}")
+        raise FTVSRError(f"{archive}: clip folder {clip!r} is not numeric, cannot add offset {offset}")
     return f"{int(clip) + offset:0{len(clip)}d}"
 
 
-def _find_clip_root(staging: Path, part: Part) -> Path:
+def _outline(tree: Path, limit: int = 6) -> str:
+    """The first entries of an extracted tree, two levels deep: `['train/', 'train/000/', ...]`."""
+    names: list[str] = []
+    for first in sorted(tree.iterdir()):
+        names.append(first.name + "/" * first.is_dir())
+        if first.is_dir():
+            names += [f"{first.name}/{second.name}" + "/" * second.is_dir() for second in sorted(first.iterdir())]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{names[:limit]}{more}"
+
+
+def _find_clip_root(staging: Path, part: Part, archive: Path) -> Path:
     """`part.clip_root` inside the extracted tree; if the archive nests it under another
     folder (or drops a level), the one folder whose path ends the same way or has its name."""
     if part.clip_root is None:
@@ -388,31 +413,46 @@ def _find_clip_root(staging: Path, part: Part) -> Path:
     for candidates in (same_ending, named):
         if len(candidates) == 1:
             return candidates[0]
-    top = sorted(p.name for p in staging.iterdir())[:10]
     raise FTVSRError(
-        f"{part.url}: expected the clip folders under {part.clip_root!r} in the archive; its top level holds {top}"
+        f"{archive}: expected the clip folders under {part.clip_root + '/'!r} in the archive, found {_outline(staging)}"
     )
 
 
-def _arrange(staging: Path, part: Part, dest: Path) -> int:
+def _has_frames(folder: Path) -> bool:
+    return any(entry.suffix.lower() in IMAGE_SUFFIXES and entry.is_file() for entry in folder.iterdir())
+
+
+def _arrange(staging: Path, part: Part, dest: Path, archive: Path) -> int:
     """Move the clip folders of one extracted part into `dest`; return how many."""
-    root = _find_clip_root(staging, part)
+    root = _find_clip_root(staging, part, archive)
     clip_dirs: list[tuple[str, Path]] = []
     for first in sorted(d for d in root.iterdir() if d.is_dir()):
         if part.clip_depth == 1:
-            clip_dirs.append((_renamed(first.name, part.clip_offset, part), first))
+            clip_dirs.append((_renamed(first.name, part.clip_offset, archive), first))
         else:
             clip_dirs += [
                 (f"{first.name}_{second.name}", second) for second in sorted(d for d in first.iterdir() if d.is_dir())
             ]
+    if not clip_dirs:
+        clip = "<clip>" if part.clip_depth == 1 else "<folder>/<sub>"
+        expected = f"{part.clip_root or '.'}/{clip}/<frame>.png"
+        raise FTVSRError(f"{archive}: no clip folders found under {part.clip_root!r} (expected {expected})")
     for name, folder in clip_dirs:
+        if not _has_frames(folder):
+            rel = folder.relative_to(staging).as_posix()
+            raise FTVSRError(f"{archive}: clip folder {rel + '/'!r} holds no image frames (found {_outline(folder)})")
         target = dest / name
         if target.exists():
-            raise FTVSRError(f"{part.url}: clip {name!r} already came from another part")
+            raise FTVSRError(f"{archive}: clip {name!r} already came from another part")
         os.replace(folder, target)
-    if not clip_dirs:
-        raise FTVSRError(f"{part.url}: no clip folders found under {part.clip_root!r}")
     return len(clip_dirs)
+
+
+def _prune_empty(folder: Path, stop: Path) -> None:
+    """Remove `folder` and its parents below `stop` while they are empty (what a failure left)."""
+    while folder != stop and stop in folder.parents and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
 
 
 def fetch_dataset(
@@ -433,7 +473,12 @@ def fetch_dataset(
     Archives go to `<root>/downloads/<dataset>/`, the arranged set folders to
     `<root>/<Part.dest>`. A destination that already exists is not rebuilt, but any archive
     still present is verified again. Digests the table does not give are recorded in the lock
-    file (default `<root>/checksums.json`) and required to match on every later run.
+    file (default `<root>/checksums.json`) and required to match on every later run; an
+    archive's digest is recorded once it has been extracted and arranged.
+
+    An archive that cannot be extracted or arranged (corrupt, or not in the publisher's layout:
+    the error names it and the folder expected) is removed, unless the lock file recorded it
+    before; the set folder it was for is not created.
 
     Args:
         parts: names of the parts to fetch (`Part.name`); None: all of them.
@@ -447,8 +492,10 @@ def fetch_dataset(
     root = Path(root)
     lock_path = Path(lock_file) if lock_file is not None else root / "checksums.json"
     lock = _load_lock(lock_path)
+    vouched = set(lock)  # parts whose digest an earlier run recorded
     base = mirror if mirror is not None else os.environ.get(MIRROR_ENV) or None
     downloads = root / "downloads" / source.name
+    staging_root = root / ".staging" / source.name
 
     unknown = sorted(set(parts or ()) - {part.name for part in source.parts})
     if unknown:
@@ -459,54 +506,103 @@ def fetch_dataset(
             continue
         groups.setdefault(part.dest, []).append(part)
 
-    def fetch_part(part: Part) -> Path:
-        key = source.mirror_path(part)
-        url = f"{base.rstrip('/')}/{key}" if base else part.url
+    def url_of(part: Part) -> str:
+        return f"{base.rstrip('/')}/{source.mirror_path(part)}" if base else part.url
+
+    def fetch_part(part: Part) -> tuple[Path, dict]:
+        """Download (or re-verify) `part`; its path and the lock entry it deserves."""
+        key, url = source.mirror_path(part), url_of(part)
         target = root / part.dest if part.kind == "file" else downloads / part.filename
-        digest = download(
-            url,
-            target,
-            _expected_sha256(key, part, lock, lock_path),
-            size=part.size,
-            retries=retries,
-            backoff=backoff,
-            timeout=timeout,
-            progress=progress,
-        )
-        entry = {"sha256": digest, "size": target.stat().st_size, "url": part.url}
+        try:
+            digest = download(
+                url,
+                target,
+                _expected_sha256(key, part, lock, lock_path),
+                size=part.size,
+                retries=retries,
+                backoff=backoff,
+                timeout=timeout,
+                progress=progress,
+            )
+        except HTTPStatusError as err:
+            if err.code != 404:
+                raise
+            what = f"{source.name} part {part.name!r}"
+            if base:
+                raise FTVSRError(
+                    f"{url}: HTTP 404 Not Found: the mirror {base} has no {key} ({what}); check {MIRROR_ENV} "
+                    "(or --mirror): a mirror must serve <dataset>/<file name> as the publisher names them"
+                ) from None
+            raise FTVSRError(
+                f"{url}: HTTP 404 Not Found: the publisher no longer serves {what}; "
+                f"set {MIRROR_ENV} to a mirror that serves it as {key}"
+            ) from None
+        return target, {"sha256": digest, "size": target.stat().st_size, "url": part.url}
+
+    def record(part: Part, entry: dict) -> None:
+        key = source.mirror_path(part)
         if lock.get(key) != entry:
             lock[key] = entry
             write_text_atomic(lock_path, json.dumps(lock, indent=2, sort_keys=True) + "\n")
-        return target
+
+    def unpack(part: Part, archive: Path, into: Path) -> dict[str, bytes]:
+        """Extract and arrange one archive into the set folder `into`; its `extra_files`.
+
+        On failure the archive is removed unless the lock file vouches for it."""
+        staging = staging_root / part.name
+        try:
+            extract(archive, staging, progress=progress)
+            _arrange(staging, part, into, archive)
+            extras = {}
+            for rel in part.extra_files:
+                found = staging / rel
+                if not found.is_file():
+                    raise FTVSRError(f"{archive}: {rel!r} is missing from the archive")
+                extras[found.name] = found.read_bytes()
+            return extras
+        except FTVSRError as err:
+            if source.mirror_path(part) in vouched:
+                note = f"kept the archive, whose sha256 is the one recorded in {lock_path}"
+            else:
+                archive.unlink(missing_ok=True)
+                _prune_empty(archive.parent, root)
+                note = f"removed the downloaded archive: check what {url_of(part)} serves"
+            raise FTVSRError(f"{err}; {note}") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     results: list[Path] = []
-    for dest, group in groups.items():
-        dest_path = root / dest
-        results.append(dest_path)
-        if dest_path.exists():
-            for part in group:  # built before: re-verify what is left of its downloads
-                if (downloads / part.filename).is_file() or part.kind == "file":
-                    fetch_part(part)
-            continue
-        archives = [(part, fetch_part(part)) for part in group]
-        if all(part.kind == "file" for part in group):
-            continue
-        with atomic_path(dest_path) as tmp:
-            tmp.mkdir()
-            for part, archive in archives:
-                staging = root / ".staging" / source.name / part.name
-                extract(archive, staging, progress=progress)
-                try:
-                    _arrange(staging, part, tmp)
-                    for rel in part.extra_files:
-                        found = staging / rel
-                        if not found.is_file():
-                            raise FTVSRError(f"{part.url}: {rel!r} is missing from the archive")
-                        write_bytes_atomic(dest_path.parent / found.name, found.read_bytes())
-                finally:
-                    shutil.rmtree(staging, ignore_errors=True)
-        if not keep_archives:
-            for _, archive in archives:
-                archive.unlink(missing_ok=True)
-    shutil.rmtree(root / ".staging", ignore_errors=True)
+    try:
+        for dest, group in groups.items():
+            dest_path = root / dest
+            results.append(dest_path)
+            if dest_path.exists():
+                for part in group:  # built before: re-verify what is left of its downloads
+                    if (downloads / part.filename).is_file() or part.kind == "file":
+                        record(part, fetch_part(part)[1])
+                continue
+            fetched = [(part, *fetch_part(part)) for part in group]
+            for part, _, entry in fetched:
+                if part.kind == "file":
+                    record(part, entry)
+            if all(part.kind == "file" for part in group):
+                continue
+            try:
+                with atomic_path(dest_path) as tmp:
+                    tmp.mkdir()
+                    extras: dict[str, bytes] = {}
+                    for part, archive, entry in fetched:
+                        extras.update(unpack(part, archive, tmp))
+                        record(part, entry)  # extracted and arranged: its digest is worth keeping
+                    for file_name, data in extras.items():  # the split lists, only for a whole set
+                        write_bytes_atomic(dest_path.parent / file_name, data)
+            except BaseException:
+                _prune_empty(dest_path.parent, root)
+                raise
+            if not keep_archives:
+                for _, archive, _ in fetched:
+                    archive.unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(staging_root, ignore_errors=True)
+        _prune_empty(staging_root.parent, root)
     return results

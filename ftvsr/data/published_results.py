@@ -37,6 +37,11 @@ class PublishedResult:
     psnr: float
     ssim: float | None
     source: str
+    trained_on: str  # the training set of the published model: "REDS" (REDS4) or "Vimeo-90K" (Vid4)
+
+
+# `data.source` -> the training set's name as PublishedResult.trained_on writes it.
+TRAINING_SETS = {"reds": "REDS", "vimeo90k": "Vimeo-90K", "sample": "the embedded sample"}
 
 
 PAPERS_WITH_CODE = (
@@ -54,14 +59,30 @@ RANKINGS = (
 )
 
 PUBLISHED_RESULTS: tuple[PublishedResult, ...] = (
-    PublishedResult(dataset="REDS4", crf="raw", method="FTVSR", psnr=31.82, ssim=0.8960, source=PAPERS_WITH_CODE),
-    PublishedResult(dataset="REDS4", crf="crf15", method="FTVSR", psnr=30.89, ssim=0.864, source=CAVSR),
-    PublishedResult(dataset="REDS4", crf="crf25", method="FTVSR", psnr=28.10, ssim=0.786, source=CAVSR),
-    PublishedResult(dataset="REDS4", crf="crf35", method="FTVSR", psnr=24.83, ssim=0.674, source=CAVSR),
-    PublishedResult(dataset="Vid4", crf="raw", method="FTVSR", psnr=28.31, ssim=0.860, source=RANKINGS),
-    PublishedResult(dataset="Vid4", crf="crf15", method="FTVSR", psnr=27.50, ssim=0.826, source=CAVSR),
-    PublishedResult(dataset="Vid4", crf="crf25", method="FTVSR", psnr=25.51, ssim=0.732, source=CAVSR),
-    PublishedResult(dataset="Vid4", crf="crf35", method="FTVSR", psnr=22.79, ssim=0.561, source=CAVSR),
+    PublishedResult(
+        dataset="REDS4", crf="raw", method="FTVSR", psnr=31.82, ssim=0.8960, source=PAPERS_WITH_CODE, trained_on="REDS"
+    ),
+    PublishedResult(
+        dataset="REDS4", crf="crf15", method="FTVSR", psnr=30.89, ssim=0.864, source=CAVSR, trained_on="REDS"
+    ),
+    PublishedResult(
+        dataset="REDS4", crf="crf25", method="FTVSR", psnr=28.10, ssim=0.786, source=CAVSR, trained_on="REDS"
+    ),
+    PublishedResult(
+        dataset="REDS4", crf="crf35", method="FTVSR", psnr=24.83, ssim=0.674, source=CAVSR, trained_on="REDS"
+    ),
+    PublishedResult(
+        dataset="Vid4", crf="raw", method="FTVSR", psnr=28.31, ssim=0.860, source=RANKINGS, trained_on="Vimeo-90K"
+    ),
+    PublishedResult(
+        dataset="Vid4", crf="crf15", method="FTVSR", psnr=27.50, ssim=0.826, source=CAVSR, trained_on="Vimeo-90K"
+    ),
+    PublishedResult(
+        dataset="Vid4", crf="crf25", method="FTVSR", psnr=25.51, ssim=0.732, source=CAVSR, trained_on="Vimeo-90K"
+    ),
+    PublishedResult(
+        dataset="Vid4", crf="crf35", method="FTVSR", psnr=22.79, ssim=0.561, source=CAVSR, trained_on="Vimeo-90K"
+    ),
 )
 
 # The paper-layout table's columns: datasets and compression levels of the paper's comparison.
