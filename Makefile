@@ -25,8 +25,9 @@ install-dev: $(BIN)/python
 	$(PIP_TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 
+# One Prefect server for every stage (pipelines/prefect_server.py), not one per stage.
 repro: install
-	dvc repro
+	python -m pipelines.prefect_server dvc repro
 
 # Lint, format and type checks first (configured in pyproject.toml), then the tests.
 lint: install-dev
@@ -35,7 +36,7 @@ lint: install-dev
 	mypy
 
 test: lint
-	python -m pytest
+	python -m pytest --durations=15
 
 bench: install-dev
 	python benchmarks/model.py --quick

@@ -145,7 +145,7 @@ def evaluate(
     data_root: Annotated[Path | None, typer.Option(help="prepared data (default: data/<profile>)")] = None,
     out: Annotated[Path, typer.Option(help="results folder: <out>/<dataset>/<crf>/")] = Path("results/manual"),
     protocol: Annotated[str | None, typer.Option(help="full or published (default: params)")] = None,
-    device: str = "cpu",
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1, ... (default: evaluate.device)")] = None,
     report_dir: Annotated[
         Path | None,
         typer.Option("--report", help="then rebuild the tables and figures from every result under --out here"),
@@ -156,8 +156,8 @@ def evaluate(
     from ftvsr.evaluate import evaluate_level, metrics_dict
     from ftvsr.inference import resolve_device
 
-    resolve_device(device)  # before any work: a missing device is one line
     settings = load_params(params)
+    target = resolve_device(settings.evaluate.device if device is None else device)  # a missing one: one line
     folder = Path(dataset)
     if folder.is_dir():
         name, hr, lr_root = folder.name, folder / "hr", folder / "lr"
@@ -176,7 +176,7 @@ def evaluate(
             crf=level,
             settings=settings.evaluate,
             protocol=protocol,
-            device=device,
+            device=target,
         )
         typer.echo(f"{name} {level}: {metrics_dict(frames)}")
     if report_dir is not None:

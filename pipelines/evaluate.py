@@ -11,16 +11,20 @@ from pathlib import Path
 from prefect import flow
 
 from ftvsr.evaluate import evaluate_level
+from ftvsr.inference import resolve_device
 from ftvsr.models import load_model
 from ftvsr.params import PARAMS_FILE, EvaluateSettings, load_params
 from pipelines._common import run_stage, stage_parser, stage_task
+
 
 @stage_task("evaluate {dataset}/{level}")
 def evaluate_task(
     weights: Path, lr: Path, gt: Path, dataset: str, level: str, out: Path, settings: EvaluateSettings
 ) -> dict:
     """Evaluate one (dataset, level) into `out`; ``{"frames": count}``."""
-    frames = evaluate_level(lr, gt, out, model=load_model(weights), dataset=dataset, crf=level, settings=settings)
+    device = resolve_device(settings.device)
+    model = load_model(weights)
+    frames = evaluate_level(lr, gt, out, model=model, dataset=dataset, crf=level, settings=settings, device=device)
     return {"frames": len(frames)}
 
 

@@ -473,3 +473,22 @@ def test_ddp_gradients_match_a_single_process_on_the_same_global_batch(tmp_path)
     two = [ClipOrder(10, 1, 2, r, seed=5, start=0, end=8) for r in (0, 1)]
     for iteration in range(8):
         assert sorted(one.keys(iteration)) == sorted(two[0].keys(iteration) + two[1].keys(iteration))
+
+
+def test_bf16_autocast_trains_with_float32_weights_and_changes_the_forward(tmp_path):
+    """`precision: bf16` autocasts the forward (here on the CPU); weights, gradients and the loss stay float32."""
+    results = {}
+    for precision in ("fp32", "bf16"):
+        results[precision] = train(
+            tiny_model(),
+            tiny_train(iterations=2, batch_size=1, checkpoint_every=2, precision=precision),
+            dataset=TinyClips(n=2),
+            out_model=tmp_path / precision / "m.pt",
+            work_dir=tmp_path / precision / "work",
+            progress=False,
+        )
+    losses = {p: [loss for _, loss, _ in _csv_rows(r.loss_csv)] for p, r in results.items()}
+    assert all(math.isfinite(v) for v in losses["bf16"])
+    assert losses["bf16"] != losses["fp32"]  # the autocast really ran
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
+    assert all(w.dtype == torch.float32 for w in _weights(results["bf16"].model_path).values() if w.is_floating_point())
