@@ -42,10 +42,13 @@ REDS4 = ("000", "011", "015", "020")
 REDS_TRAIN_CLIPS = (*REDS4, "001", "002", "100")
 REDS_VAL_CLIPS = 2
 REDS_FRAMES = 5
-REDS_SIZE = (128, 96)  # (width, height): LR 32x24, its 2x2 crops 16x12, all divisible by 4
+# (width, height). The network needs LR frames of 15 px or more, also in the published 2x2 crops:
+# LR 40x32, crops 20x16, all divisible by 4.
+REDS_SIZE = (160, 128)
 VID4_CLIPS = ("calendar", "city", "foliage", "walk")
-# Two frame sizes, as in the real Vid4 (720x576 and 704x576 / 720x480), all multiples of 16.
-VID4_SIZES = {"calendar": (128, 96), "city": (112, 96), "foliage": (128, 80), "walk": (128, 80)}
+# Two frame sizes, as in the real Vid4 (720x576 and 704x576 / 720x480), all multiples of 16, whose
+# LR 2x2 crops are 15 px or more.
+VID4_SIZES = {"calendar": (160, 128), "city": (144, 128), "foliage": (160, 128), "walk": (160, 128)}
 VID4_FRAMES = 5
 VIMEO_TRAIN = ("00001/0001", "00001/0266", "00002/0010")
 VIMEO_TEST = ("00001/0003", "00002/0011")
@@ -186,7 +189,7 @@ def reds_archives(
 def _vid4(clips: tuple[str, ...], frames: int, size: tuple[int, int] | None) -> dict[str, bytes]:
     entries = {}
     for clip in clips:
-        for i, img in enumerate(clip_frames("Vid4", clip, frames, size or VID4_SIZES.get(clip, (128, 96)))):
+        for i, img in enumerate(clip_frames("Vid4", clip, frames, size or VID4_SIZES.get(clip, (160, 128)))):
             entries[f"Vid4/GT/{clip}/{i:08d}.png"] = png_bytes(img)
             # The PaddleGAN zip also holds its own LR sets beside GT; the downloader takes GT only.
             entries[f"Vid4/BIx4/{clip}/{i:08d}.png"] = png_bytes(downscale(img))

@@ -401,9 +401,9 @@ def test_standins_through_the_mirror_make_the_expected_clip_folders(mirror, tmp_
     lr = tmp_path / "REDS/train/train_sharp_bicubic/X4"
     assert sorted(p.name for p in lr.iterdir()) == sorted(p.name for p in gt.iterdir())
     hr_frame = read_frame(gt / "241/00000004.png")
-    assert hr_frame.shape == (96, 128, 3)
+    assert hr_frame.shape == (128, 160, 3)
     np.testing.assert_array_equal(read_frame(lr / "241/00000004.png"), standins.downscale(hr_frame))
-    assert read_frame(tmp_path / "Vid4/GT/city/00000000.png").shape == (96, 112, 3)
+    assert read_frame(tmp_path / "Vid4/GT/city/00000000.png").shape == (128, 144, 3)
 
     plan = hr_clip_plan("vimeo90k", ["vid4"], tmp_path)
     vimeo = tmp_path / "vimeo90k/GT"

@@ -39,11 +39,11 @@ def test_reds_layout_and_lr_frames():
     lr_frame = decode(lr["train/train_sharp_bicubic/X4/011/00000001.png"])
     assert hr_frame.shape == (48, 64, 3) and lr_frame.shape == (12, 16, 3)
     np.testing.assert_array_equal(lr_frame, standins.downscale(hr_frame))
-    # The defaults: REDS4 and other training clips, 128x96 GT (LR 32x24).
+    # The defaults: REDS4 and other training clips, 160x128 GT (LR 40x32).
     default = standins.zip_entries(standins.reds_archives()["REDS/train_sharp.zip"])
     clips = sorted({name.split("/")[2] for name in default})
     assert set(standins.REDS4) < set(clips) and len(clips) == 7
-    assert decode(default["train/train_sharp/000/00000000.png"]).shape == (96, 128, 3)
+    assert decode(default["train/train_sharp/000/00000000.png"]).shape == (128, 160, 3)
 
 
 def test_vid4_and_vimeo_layouts():
