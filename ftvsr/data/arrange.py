@@ -15,7 +15,7 @@ published training and REDS4 test read): the degrade stage takes them as raw LR
 (`link_lr_clip`, which checks they match their HR clip).
 
 REDS4 leaves the REDS training clips unless `leak_reds4` (the published code's leak, see
-`datasets.reds_split`); Vimeo-90K trains on the clips of `sep_trainlist.txt`.
+`splits.reds_split`); Vimeo-90K trains on the clips of `sep_trainlist.txt`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import shutil
 from pathlib import Path
 
 from ftvsr.data import layout, sources
-from ftvsr.data.datasets import REDS4_CLIPS, reds_split
+from ftvsr.data.splits import REDS4_CLIPS, reds_split
 from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import atomic_path
 from ftvsr.io.frames import image_size, list_clips, list_frames
