@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -56,17 +56,20 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def prefect_server(home: Path | None = None, timeout_s: float = 180) -> Iterator[str]:
+def prefect_server(
+    home: Path | None = None, timeout_s: float = 180, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """`prefect server start` on a free port of 127.0.0.1; yields its API URL once it answers.
 
     `home`: its PREFECT_HOME (database and logs; default: PREFECT_HOME, else `.prefect/`). The
-    server log goes to ``<home>/server.log``. FTVSRError if it exits or does not answer in time.
+    server log goes to ``<home>/server.log``. `env`: its environment (default: this process's).
+    FTVSRError if it exits or does not answer in time.
     """
     home = Path(home or os.environ.get("PREFECT_HOME") or DEFAULT_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
-    environment = {k: v for k, v in os.environ.items() if k != API_URL_ENV}
+    environment = {k: v for k, v in (os.environ if env is None else env).items() if k != API_URL_ENV}
     environment.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     log_path = home / "server.log"
     with log_path.open("w") as log:

@@ -22,6 +22,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from ftvsr.errors import FTVSRError
 from ftvsr.io.frames import list_frames, write_clip
+from pipelines.prefect_server import prefect_server as start_prefect_server
 from pipelines.serve import check_server, serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,31 +82,9 @@ def environment(tmp_path) -> dict[str, str]:
 
 @pytest.fixture()
 def prefect_server(tmp_path, environment):
-    """`prefect server start` on a free port; its API URL once /api/health answers. Stopped at the end."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    log = tmp_path / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("prefect")),
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env={k: v for k, v in environment.items() if k != "PREFECT_API_URL"},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_until(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, "prefect server", process, log)
+    """`prefect server start` on a free port (pipelines.prefect_server); its API URL. Stopped at the end."""
+    with start_prefect_server(home=tmp_path / "prefect-home", timeout_s=START_TIMEOUT_S, env=environment) as url:
         yield url
-    finally:
-        _stop(process)
 
 
 @pytest.fixture()
