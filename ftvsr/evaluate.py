@@ -230,7 +230,7 @@ def evaluate_set(
     test_frames: int | None = None,
     chunk: int | None = None,
     tile: int | None = None,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     amp_dtype: torch.dtype | None = None,
     save_frames_dir: str | os.PathLike | None = None,
     save_frame_index: int | None = None,
@@ -443,10 +443,11 @@ def evaluate_level(
     crf: str,
     settings: EvaluateSettings,
     protocol: str | None = None,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> pd.DataFrame:
-    """`evaluate_set` with a profile's evaluation settings, results and strip frames written to `out_dir`."""
+    """`evaluate_set` with a profile's evaluation settings (frames, precision, threads), results and
+    strip frames written to `out_dir`; `device` as given (the caller resolves `settings.device`)."""
     out_dir = Path(out_dir)
     with torch_threads(settings.threads):
         frames = evaluate_set(
@@ -458,9 +459,11 @@ def evaluate_level(
             protocol=protocol or settings.protocol,
             convert_to_y=dataset in settings.y_channel_datasets,
             crop_border=settings.crop_border,
+            test_frames=settings.test_frames,
             chunk=settings.chunk,
             tile=settings.tile,
             device=device,
+            amp_dtype=torch.bfloat16 if settings.precision == "bf16" else None,
             save_frames_dir=out_dir / "strips",
             save_frame_index=settings.strip_frame,
             progress=progress,
@@ -661,7 +664,7 @@ def compare_models(
     crop_border: int = 0,
     chunk: int | None = None,
     tile: int | None = None,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> pd.DataFrame:
     """A table of several models on the same evaluation, for ablations (`ftvsr compare`).

@@ -31,11 +31,13 @@ TILE_OVERLAP = 16  # LR pixels shared by neighbouring tiles
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
-    """The torch device `name` ("cpu", "cuda", "cuda:1", "mps", ...), checked to be usable here.
+    """The torch device `name` ("auto", "cpu", "cuda", "cuda:1", "mps", ...), checked to be usable here.
 
-    Raises FTVSRError with a one-line reason for a malformed name or a device this torch build or
-    this computer does not have.
+    "auto" is the first CUDA device when one is visible, else the CPU. Raises FTVSRError with a
+    one-line reason for a malformed name or a device this torch build or this computer does not have.
     """
+    if name == "auto":
+        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError, ValueError) as err:
