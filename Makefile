@@ -35,8 +35,9 @@ lint: install-dev
 	ruff format --check .
 	mypy
 
+# One pytest worker per core (pytest-xdist), a whole test file per worker.
 test: lint
-	python -m pytest --durations=15
+	python -m pytest -n auto --dist loadfile --durations=15
 
 bench: install-dev
 	python benchmarks/model.py --quick
