@@ -53,7 +53,7 @@ from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import atomic_path, write_text_atomic
 from ftvsr.io.frames import list_clips, list_frames, read_frames, write_frame
 from ftvsr.io.parallel import torch_threads
-from ftvsr.metrics import psnr, ssim
+from ftvsr.metrics import frame_scores
 from ftvsr.tracking import PARENT_RUN_TAG, STAGE_TAG, eval_run_name, flatten, resolve_tracking_uri
 
 if TYPE_CHECKING:
@@ -293,11 +293,8 @@ def evaluate_set(
                         f"{method} output for {piece} has shape {pred.shape} (t, h, w, c) but its GT {gt_dir / clip} "
                         f"has {gt_piece.shape}"
                     )
-                for t, k in enumerate(selected):
-                    score = (
-                        psnr(gt_piece[t], pred[t], proto.crop_border, proto.convert_to_y),
-                        ssim(gt_piece[t], pred[t], proto.crop_border, proto.convert_to_y),
-                    )
+                scores = frame_scores(gt_piece, pred, proto.crop_border, proto.convert_to_y)
+                for k, score in zip(selected, scores, strict=True):
                     rows.append((dataset, crf, proto.name, method, piece, clip, k, *score))
                 if keep is not None:
                     kept[method][where] = pred[keep]

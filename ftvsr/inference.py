@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from ftvsr.errors import FTVSRError
+from ftvsr.models import winograd
 
 SCALE = 4
 CHUNK_OVERLAP = 2  # frames shared by consecutive temporal chunks: see benchmarks/chunk_seams.py
@@ -207,7 +208,8 @@ def super_resolve(
         total=len(spans) * len(row_spans) * len(col_spans), desc="super-resolve", unit="pass", disable=not progress
     )
     try:
-        with torch.inference_mode(), autocast:
+        # reuse_filters: the wide layers' transformed filters are computed once for all chunks and tiles
+        with torch.inference_mode(), autocast, winograd.reuse_filters():
             for (start, end), (keep_start, keep_end) in zip(spans, _kept_ranges(spans), strict=True):
                 clip = torch.from_numpy(frames[start:end]).permute(0, 3, 1, 2)  # (t', 3, h, w) uint8
                 if len(row_spans) == 1 and len(col_spans) == 1:

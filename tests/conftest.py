@@ -19,6 +19,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+# The longest test files (minutes each) start first, so that pytest-xdist's workers finish together.
+LONGEST_FIRST = ("test_paper.py", "test_pipeline.py", "test_parity_moving.py", "test_models.py", "test_resume.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
     """The published code's reference outputs (tests/fixtures/parity): tests must meet them."""

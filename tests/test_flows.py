@@ -1,5 +1,6 @@
 """The stage flows under Prefect (a temporary API: `prefect_test_harness`) on tiny frame folders:
-one named task per clip, retries for transient errors only, resuming from the partial folder, parameters rejected before any work, and dvc.yaml's paths mirrored by `stage_paths`."""
+one named task per clip, retries for transient errors only, resuming from the partial folder,
+parameters rejected before any work, and dvc.yaml's paths mirrored by `stage_paths`."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ftvsr.errors import FTVSRError
+from ftvsr.models import winograd
 from ftvsr.models.blocks import ResidualBlocksWithInputConv, conv2d
 from ftvsr.models.ftt import ATTENTION_MODES, ATTENTION_PATCH, FREQUENCY_GROUPS, FTT
 from ftvsr.models.ltam import LTAM, KeyframeBuffers
@@ -274,6 +275,10 @@ class FTVSR(nn.Module):
 
     def forward(self, lrs: torch.Tensor) -> torch.Tensor:
         self.check_input(lrs)
+        with winograd.reuse_filters():  # wide layers: transformed filters computed once per pass, not per frame
+            return self._forward(lrs)
+
+    def _forward(self, lrs: torch.Tensor) -> torch.Tensor:
         _, t, _, h, w = lrs.shape
         use_flow = self.flow == "spynet" and t > 1
         base, first = self._first_stage(lrs, clip_flows(self.spynet, lrs) if use_flow else None)
