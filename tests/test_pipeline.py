@@ -13,6 +13,7 @@ train stage), then what a user does next:
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import pytest
@@ -129,6 +130,7 @@ def test_dvc_repro_end_to_end_then_nothing_then_an_ablation_and_back(tmp_path, p
     # Identical inputs, identical hashes: the stages that could drift, re-run from scratch (with the
     # first run's settings: the loss curve's sampling follows train.log_every).
     write_params(project, shipped)
+    shutil.rmtree(project / "checkpoints")  # or the train stage would resume from its last checkpoint
     again = dvc(
         project,
         "repro",
