@@ -73,7 +73,6 @@ import functools
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -110,16 +109,10 @@ def sample_frames(count: int, height: int, width: int) -> list[np.ndarray]:
     return [frames[i % len(frames)] for i in range(count)]
 
 
-def _cpu_seconds() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def timed(run: Callable[[], object]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one call."""
-    wall, cpu = time.perf_counter(), _cpu_seconds()
+def wall_seconds(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
     run()
-    return time.perf_counter() - wall, _cpu_seconds() - cpu
+    return time.perf_counter() - start
 
 
 def hms(seconds: float) -> str:
@@ -159,23 +152,25 @@ def bench_stages(root: Path, clips: int, per_clip: int, size: tuple[int, int], c
     root.mkdir(parents=True, exist_ok=True)
     write_reds_zip(root / "hr.zip", clips, sample_frames(total, *size))
     out: dict[str, float] = {}
-    wall, _ = timed(lambda: extract(root / "hr.zip", root / "extracted", progress=False))
+    wall = wall_seconds(lambda: extract(root / "hr.zip", root / "extracted", progress=False))
     out["extract"] = total / wall
     hr = root / "extracted" / "train" / "train_sharp"
     for method in ("bd", "bi"):
-        wall, _ = timed(functools.partial(degrade_folder, hr, root / f"lr_{method}", method, workers=1, progress=False))
+        wall = wall_seconds(
+            functools.partial(degrade_folder, hr, root / f"lr_{method}", method, workers=1, progress=False)
+        )
         out[f"degrade_{method}"] = total / wall
     lr = root / "lr_bi"
     # the X4 zip: LR frames in REDS's layout
     lr_frames = [f for c in sorted(p.name for p in lr.iterdir()) for f in read_clip(lr / c)]
     write_reds_zip(root / "lr.zip", clips, lr_frames, "train/train_sharp_bicubic/X4")
-    wall, _ = timed(lambda: extract(root / "lr.zip", root / "extracted_lr", progress=False))
+    wall = wall_seconds(lambda: extract(root / "lr.zip", root / "extracted_lr", progress=False))
     out["extract_lr"] = total / wall
-    wall, _ = timed(lambda: compress_folder(lr, root / f"crf{crf}", crf=crf, workers=1, progress=False))
+    wall = wall_seconds(lambda: compress_folder(lr, root / f"crf{crf}", crf=crf, workers=1, progress=False))
     out["compress"] = total / wall
-    wall, _ = timed(lambda: pack_lmdb(hr, root / "hr.lmdb", progress=False))
+    wall = wall_seconds(lambda: pack_lmdb(hr, root / "hr.lmdb", progress=False))
     out["pack_hr"] = total / wall
-    wall, _ = timed(lambda: pack_lmdb(lr, root / "lr.lmdb", progress=False))
+    wall = wall_seconds(lambda: pack_lmdb(lr, root / "lr.lmdb", progress=False))
     out["pack_lr"] = total / wall
     pack_lmdb(root / f"crf{crf}", root / f"crf{crf}.lmdb", progress=False)
 
