@@ -27,8 +27,8 @@ Precision = Literal["fp32", "bf16"]
 
 # Settings that change how fast a stage runs, on what, or where it logs, never what it writes:
 # no stage of dvc.yaml depends on them, so changing one re-runs nothing; every other key is a
-# parameter of the stages it affects (tests/test_params.py checks both). A GPU and the CPU
-# differ in the last bits of floating point, not in any digit the reports print.
+# parameter of the stages it affects (tests/test_params.py checks both). The evaluation device
+# counts as one: a GPU and the CPU differ only in floating-point rounding.
 NON_RESULT_KEYS = frozenset(
     {
         "data.workers",

@@ -18,7 +18,7 @@ from PIL import Image
 from standins import FileServer, png, zip_bytes  # test_flows imports these from here too
 
 from ftvsr.data import sources
-from ftvsr.data.arrange import hr_clip_plan
+from ftvsr.data.arrange import hr_clip_plan, link_lr_clip
 from ftvsr.data.download import download, extract, fetch_dataset, sha256_file
 from ftvsr.errors import FTVSRError
 from ftvsr.io.frames import list_frames, read_frame
@@ -538,3 +538,23 @@ def test_wrong_spynet_bytes_are_refused_and_not_kept(mirror, tmp_path, monkeypat
     monkeypatch.setitem(sources.SOURCES, "spynet", standins.spynet_source())
     [path] = fetch_dataset("spynet", tmp_path, progress=False)
     assert path == tmp_path / sources.SPYNET.part("weights").dest and path.read_bytes() == standins.SPYNET_BYTES
+
+
+def test_a_datasets_own_lr_clip_is_linked_only_when_it_matches_its_hr_clip(tmp_path):
+    def clip(folder, names, size):
+        folder.mkdir(parents=True)
+        for name in names:
+            (folder / name).write_bytes(png(3, size))
+        return folder
+
+    hr = clip(tmp_path / "hr", ["00000000.png", "00000001.png"], (32, 24))
+    good = clip(tmp_path / "x4", ["00000000.png", "00000001.png"], (8, 6))
+    assert link_lr_clip(good, hr, tmp_path / "out", 4) == 2
+    assert [p.name for p in list_frames(tmp_path / "out")] == ["00000000.png", "00000001.png"]
+    short = clip(tmp_path / "short", ["00000000.png"], (8, 6))
+    with pytest.raises(FTVSRError, match="do not match the 2 frames"):
+        link_lr_clip(short, hr, tmp_path / "out_short", 4)
+    wrong_size = clip(tmp_path / "x2", ["00000000.png", "00000001.png"], (16, 12))
+    with pytest.raises(FTVSRError, match=r"16x12 is not .* \(32x24\) / 4"):
+        link_lr_clip(wrong_size, hr, tmp_path / "out_x2", 4)
+    assert not (tmp_path / "out_short").exists() and not (tmp_path / "out_x2").exists()
