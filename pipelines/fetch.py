@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import TaskRunner
 
 import ftvsr.data.arrange
 import ftvsr.data.sample
@@ -106,18 +106,18 @@ def fetch_flow(
         fetch_pretrained_spynet(params, downloads)
         plan = ftvsr.data.arrange.hr_clip_plan(data.source, test_sets, downloads, data.leak_reds4)
         lr_plan = ftvsr.data.arrange.dataset_lr_plan(plan, downloads)
-        key = stage_key({"plan": {k: str(v) for k, v in plan.items()}}, [ftvsr.data.arrange])
-        with stage_output(out, key) as work:
-            hr = run_tasks(runner, link_clip, _link_jobs(plan, work))
+        hr = _link_into(runner, plan, out)
     if dataset_lr is not None:  # an empty folder where the dataset comes without LR
-        key = stage_key({"plan": {k: str(v) for k, v in lr_plan.items()}}, [ftvsr.data.arrange])
-        with stage_output(dataset_lr, key) as work:
-            run_tasks(runner, link_clip, _link_jobs(lr_plan, work))
+        _link_into(runner, lr_plan, dataset_lr)
     return hr
 
 
-def _link_jobs(plan: Mapping[str, Path], root: Path) -> dict[str, dict[str, Any]]:
-    return {name: {"clip": name, "src_clip": src, "dst_clip": root / name} for name, src in plan.items()}
+def _link_into(runner: TaskRunner, plan: Mapping[str, Path], dst: Path) -> dict[str, int]:
+    """Make the output `dst` of one clip folder of hard links per entry of `plan`; frames per clip."""
+    key = stage_key({"plan": {name: str(src) for name, src in plan.items()}}, [ftvsr.data.arrange])
+    with stage_output(dst, key) as work:
+        jobs = {name: {"clip": name, "src_clip": src, "dst_clip": work / name} for name, src in plan.items()}
+        return run_tasks(runner, link_clip, jobs)
 
 
 def main() -> None:
