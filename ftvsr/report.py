@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import overload
 
@@ -193,12 +193,14 @@ def paper_table(
     return columns, rows, protocols
 
 
-def cross_dataset_notes(df: pd.DataFrame, published: Sequence[PublishedResult], trained_on: str | None) -> list[str]:
+def cross_dataset_notes(
+    datasets: Iterable[str], published: Sequence[PublishedResult], trained_on: str | None
+) -> list[str]:
     """One line per evaluated dataset whose published numbers come from a model trained on another set."""
     if trained_on is None:
         return []
     notes = []
-    for dataset in dict.fromkeys(_overall(df)["dataset"]):
+    for dataset in dict.fromkeys(datasets):
         others = {e.trained_on for e in published if e.dataset == dataset and e.trained_on != trained_on}
         if others:
             notes.append(
@@ -233,7 +235,7 @@ def table_markdown(
     lines.append("")
     lines += [f"- {d}: protocol `{p}`" for d, p in protocols.items()]
     lines += [f"- published numbers: {s}" for s in _published_sources(columns, published)]
-    lines += [f"- {note}" for note in cross_dataset_notes(df, published, trained_on)]
+    lines += [f"- {note}" for note in cross_dataset_notes(protocols, published, trained_on)]
     return "\n".join(lines) + "\n"
 
 
@@ -605,7 +607,7 @@ def build_report(
     written["psnr_vs_crf_csv"] = out_dir / "psnr_vs_crf.csv"
     with atomic_path(written["psnr_vs_crf_csv"]) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
-    notes += cross_dataset_notes(df, published, trained_on)
+    notes += cross_dataset_notes(df["dataset"], published, trained_on)
     written["table_md"] = out_dir / "table.md"
     write_text_atomic(written["table_md"], table_markdown(df, published, trained_on))
     written["table_tex"] = out_dir / "table.tex"

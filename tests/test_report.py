@@ -20,6 +20,7 @@ from ftvsr.report import (
     paper_table,
     rate_distortion_table,
     read_bitrates,
+    table_markdown,
 )
 
 COLUMNS = ["dataset", "crf", "protocol", "method", "clip", "sequence", "frame", "psnr", "ssim"]
@@ -254,3 +255,21 @@ def test_report_from_a_real_evaluation(tmp_path):
     np.testing.assert_array_equal(pixels[36:68, 4 + 3 * 52 : 4 + 3 * 52 + 48], gt[1])
     md = (tmp_path / "report" / "results.md").read_text()
     assert f"{frames['psnr'].mean():.2f}/{frames['ssim'].mean():.4f}" in md
+
+
+def test_delta_only_where_the_published_model_has_our_training_set():
+    rows = [
+        dict(dataset=d, crf="raw", protocol="published", method=m, clip="c", sequence="c", frame=0, psnr=30.0, ssim=0.9)
+        for d in ("REDS4", "Vid4")
+        for m in ("bicubic", "ftvsr")
+    ]
+    df = pd.DataFrame(rows)
+    delta = {
+        trained_on: paper_table(df, trained_on=trained_on)[1]["Δ ours − published"]
+        for trained_on in ("REDS", "Vimeo-90K")
+    }
+    assert delta["REDS"][0] == "-1.82/+0.0040" and delta["REDS"][4] is None  # Vid4 published: Vimeo-90K model
+    assert delta["Vimeo-90K"][0] is None and delta["Vimeo-90K"][4] is not None
+    assert "Vid4: ours is trained on REDS" in table_markdown(df, trained_on="REDS")
+    vimeo = table_markdown(df, trained_on="Vimeo-90K")
+    assert "REDS4: ours is trained on Vimeo-90K" in vimeo and "Vid4: ours" not in vimeo
