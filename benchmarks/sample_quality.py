@@ -56,8 +56,9 @@ from ftvsr.data.compress import compress_folder
 from ftvsr.data.degrade import degrade_folder
 from ftvsr.data.layout import level_name
 from ftvsr.data.sample import SampleClip, fetch_clip
-from ftvsr.evaluate import evaluate_set, overall_means
+from ftvsr.evaluate import evaluate_set
 from ftvsr.params import Params, load_params
+from ftvsr.results import overall_means
 from ftvsr.train import train
 
 VAL_CLIP = SampleClip(video="bigbuckbunny.mp4", first_frame=100, num_frames=32, max_height=180, max_width=320)

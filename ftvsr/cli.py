@@ -153,8 +153,9 @@ def evaluate(
     params: ParamsOption = PARAMS_FILE,
 ) -> None:
     """Evaluate a model and bicubic on a test set at one or more compression levels."""
-    from ftvsr.evaluate import evaluate_level, metrics_dict
+    from ftvsr.evaluate import evaluate_level
     from ftvsr.inference import resolve_device
+    from ftvsr.results import metrics_dict
 
     settings = load_params(params)
     target = resolve_device(settings.evaluate.device if device is None else device)  # a missing one: one line
@@ -195,7 +196,7 @@ def report(
 
 
 def _report(results: Path, out: Path, bitrates: Path | None, params: Path) -> None:
-    from ftvsr.report import build_report
+    from ftvsr.report import build_report, evaluation_conditions
 
     folders = sorted(p.parent for p in results.glob("*/*/frames.csv"))
     if not folders:
@@ -211,6 +212,7 @@ def _report(results: Path, out: Path, bitrates: Path | None, params: Path) -> No
         strips_dir=results,
         profile=settings.profile,
         trained_on=TRAINING_SETS[settings.data.source],
+        conditions=evaluation_conditions(settings),
     )
     typer.echo("\n".join(str(p) for p in written.values()))
 
@@ -224,7 +226,7 @@ def compare(
     params: ParamsOption = PARAMS_FILE,
 ) -> None:
     """Compare trained models or MLflow runs on the same evaluation (ablations)."""
-    from ftvsr.evaluate import EvalSet, compare_models, format_comparison
+    from ftvsr.compare import EvalSet, compare_models, format_comparison
 
     settings = load_params(params)
     root = data_root or Path("data") / settings.profile
@@ -232,7 +234,7 @@ def compare(
         EvalSet(dataset, level, root / "lr" / level / "test" / dataset, root / "hr" / "test" / dataset)
         for level in crf or ["raw"]
     ]
-    table = compare_models(entries, sets, tracking_uri=settings.mlflow.tracking_uri)
+    table = compare_models(entries, sets, mlflow=settings.mlflow)
     typer.echo(format_comparison(table))
 
 

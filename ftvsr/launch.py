@@ -102,7 +102,7 @@ def run_training(
             command.append("--no-progress")
         if subprocess.run(command).returncode:
             raise FTVSRError(f"distributed training failed (its log is above): {' '.join(command)}")
-        return tracking.read_train_run(out_model.with_name(tracking.TRAIN_RUN_FILE)).get("run_id")
+        return tracking.training_run_id(params.mlflow, out_model)
     result = train(
         params.model,
         params.train,
@@ -113,6 +113,7 @@ def run_training(
         data_settings=params.data,
         mlflow_settings=params.mlflow,
         run_name=tracking.train_run_name(params.profile),
+        registered_model=tracking.registered_model_name(params.profile),
         extra_params={"profile": params.profile, "data": params.data.model_dump(mode="json")},
         extra_tags={"profile": params.profile},
         progress=progress,

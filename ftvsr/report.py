@@ -7,14 +7,19 @@ writes into one folder:
 - `table.md`, `table.tex`: the paper's layout (rows Bicubic, FTVSR (ours), FTVSR (published),
   ours - published; columns REDS4 and Vid4 at raw, CRF 15, 25, 35, then any other dataset or CRF
   that was evaluated). A cell that was not evaluated, or has no published value, is "–": nothing
-  is invented;
+  is invented. Published cells print as their sources do; the Δ is drawn only where the
+  published model shares our training set, degradation and channel (a note says what differs);
 - `psnr_vs_crf.png` (one panel per dataset, methods as lines, published FTVSR as markers) and
-  `psnr_vs_crf.csv` (dataset, crf, method, psnr, ssim: for `dvc plots`);
+  `psnr_vs_crf.csv` (dataset, crf, method, psnr, ssim: the long table);
+- `plots/psnr_vs_crf/<dataset>.csv` and `plots/rate_distortion/<dataset>.csv`: the same numbers
+  as one numeric x column (CRF, raw = 0; bitrate in kbit/s) and one PSNR column per method, the
+  tables dvc.yaml's `plots:` draws and `dvc plots diff` overlays;
 - `rate_distortion.png`: mean PSNR against the mean bitrate of the compressed LR clips (the
   compress stage's `bitrate.csv`, one per CRF);
 - `per_frame_psnr.png`: PSNR along each clip, per method and CRF;
-- `strip_<crf>.png`: LR (nearest-neighbour x4) / bicubic / FTVSR / GT crops side by side, one row
-  per clip, from the frames `evaluate_set(save_frames_dir=...)` saved.
+- `strips/strip_<crf>.png`: LR (nearest-neighbour x4) / bicubic / FTVSR / GT crops side by side,
+  one row per clip, from the frames `evaluate_set(save_frames_dir=...)` saved; every caption in a
+  band of its own, never over a crop.
 
 Every figure file is always written (a figure without data says so), so a DVC stage can declare
 them all. Every write is atomic.
@@ -27,19 +32,34 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
 
-from ftvsr.data.published_results import PAPER_CRFS, PAPER_DATASETS, PUBLISHED_RESULTS, PublishedResult, lookup
+from ftvsr.data.arrange import LR_SET_FOLDERS, TEST_SET_SOURCES
+from ftvsr.data.published_results import (
+    PAPER_CRFS,
+    PAPER_DATASETS,
+    PUBLISHED_RESULTS,
+    PublishedResult,
+    decimals,
+    lookup,
+)
 from ftvsr.errors import FTVSRError
-from ftvsr.evaluate import ALL_CLIPS, GROUP_KEYS, read_results, summarize
 from ftvsr.io.atomic import atomic_path, write_text_atomic
 from ftvsr.io.frames import read_frame
+from ftvsr.results import ALL_CLIPS, GROUP_KEYS, overall_means, read_results, summarize
+from ftvsr.results import level_label as crf_label
+from ftvsr.results import level_sort_key as crf_sort_key
+from ftvsr.results import level_title as crf_title
+
+if TYPE_CHECKING:
+    from ftvsr.params import Params
 
 MISSING = "–"  # an en dash: a cell with no number
 METHOD_NAMES = {"bicubic": "Bicubic", "ftvsr": "FTVSR (ours)"}
@@ -49,29 +69,6 @@ TABLE_ROWS = ("Bicubic", "FTVSR (ours)", "FTVSR (published)", "Δ ours − publi
 
 
 # --------------------------------------------------------------------------- names
-
-
-def crf_label(crf: str | int) -> str:
-    """Canonical CRF label: "raw" for uncompressed input, "crf<N>" for H.264 CRF N."""
-    text = str(crf).strip().lower()
-    if text in ("raw", "uncompressed", "none", "-1"):
-        return "raw"
-    digits = text[3:] if text.startswith("crf") else text
-    return f"crf{int(digits)}" if digits.isdigit() else text
-
-
-def crf_sort_key(crf: str) -> tuple[int, float, str]:
-    label = crf_label(crf)
-    if label == "raw":
-        return (0, 0.0, label)
-    if label.startswith("crf") and label[3:].isdigit():
-        return (1, float(label[3:]), label)
-    return (2, 0.0, label)
-
-
-def crf_title(crf: str) -> str:
-    label = crf_label(crf)
-    return "Raw" if label == "raw" else (f"CRF {label[3:]}" if label.startswith("crf") else label)
 
 
 def _canonical_dataset(name: str) -> str:
@@ -114,11 +111,6 @@ def _table_protocols(overall: pd.DataFrame) -> dict[str, str]:
     return chosen
 
 
-def _overall(df: pd.DataFrame) -> pd.DataFrame:
-    summary = summarize(df)
-    return summary[summary["clip"] == ALL_CLIPS].drop(columns="clip").reset_index(drop=True)
-
-
 def _cell(overall: pd.DataFrame, dataset: str, crf: str, protocol: str, method: str) -> tuple[float, float] | None:
     hit = overall[
         (overall["dataset"] == dataset)
@@ -145,29 +137,89 @@ def _fmt(value: tuple[float, float] | None, missing: str | None = MISSING) -> st
     return f"{p:.2f}/{s:.4f}"
 
 
-@overload
-def _fmt_delta(a: tuple[float, float] | None, b: tuple[float, float | None] | None, missing: str = MISSING) -> str: ...
-@overload
-def _fmt_delta(a: tuple[float, float] | None, b: tuple[float, float | None] | None, missing: None) -> str | None: ...
-def _fmt_delta(
-    a: tuple[float, float] | None, b: tuple[float, float | None] | None, missing: str | None = MISSING
-) -> str | None:
-    if a is None or b is None:
-        return missing
-    dp = f"{a[0] - b[0]:+.2f}"
-    ds = f"{a[1] - b[1]:+.4f}" if b[1] is not None else missing
+def _fmt_published(entry: PublishedResult) -> str:
+    """A published cell exactly as its source prints it ("30.89/0.864", not "30.89/0.8640")."""
+    ssim = MISSING if entry.ssim is None else format(entry.ssim, "f")
+    return f"{format(entry.psnr, 'f')}/{ssim}"
+
+
+def _fmt_delta(ours: tuple[float, float] | None, entry: PublishedResult | None) -> str | None:
+    """Ours − published, to the digits both have: a 3-digit published SSIM gives a 3-digit Δ."""
+    if ours is None or entry is None:
+        return None
+    dp = f"{ours[0] - float(entry.psnr):+.{min(2, decimals(entry.psnr))}f}"
+    ds = MISSING if entry.ssim is None else f"{ours[1] - float(entry.ssim):+.{min(4, decimals(entry.ssim))}f}"
     return f"{dp}/{ds}"
 
 
+# Our evaluation's inputs per dataset: (degradation "bi"/"bd", channel "RGB"/"Y"); see `evaluation_conditions`.
+Conditions = Mapping[str, tuple[str, str]]
+DEGRADATION_NAMES = {"bi": "BI (bicubic)", "bd": "BD (Gaussian blur, then downsampling)"}
+# The degradation of the LR frames a dataset comes with (`ftvsr.data.arrange.LR_SET_FOLDERS`).
+DATASET_LR_DEGRADATION = {"reds": "bi"}
+
+
+def evaluation_conditions(params: Params) -> dict[str, tuple[str, str]]:
+    """For each evaluated dataset, the degradation of its LR input and the channel it is scored on.
+
+    As the degrade stage does: a test set whose dataset comes with its own LR (REDS' bicubic x4)
+    reads that LR unless `data.regenerate_lr`; any other is degraded with
+    `data.test_degradation[name]`, else `data.degradation`. Scored on Y where named in
+    `evaluate.y_channel_datasets`, else on RGB.
+    """
+    data, evaluate = params.data, params.evaluate
+    conditions = {}
+    for name in evaluate.datasets:
+        own_lr = data.source != "sample" and TEST_SET_SOURCES.get(name) in LR_SET_FOLDERS and not data.regenerate_lr
+        degradation = DATASET_LR_DEGRADATION[TEST_SET_SOURCES[name]] if own_lr else None
+        degradation = degradation or data.test_degradation.get(name, data.degradation)
+        conditions[name] = (degradation, "Y" if name in evaluate.y_channel_datasets else "RGB")
+    return conditions
+
+
+def _conditions_of(dataset: str, conditions: Conditions) -> tuple[str, str] | None:
+    for name, value in conditions.items():
+        if name.lower() == dataset.lower():
+            return value
+    return None
+
+
+def _differences(entry: PublishedResult, trained_on: str | None, conditions: Conditions | None) -> list[str]:
+    """What keeps `entry` from being compared with ours: training set, degradation, channel; [] = comparable.
+
+    `trained_on` None or `conditions` None: that part is not checked (the caller did not say).
+    """
+    found = []
+    if trained_on is not None and trained_on != entry.trained_on:
+        found.append(f"training set (ours {trained_on}, published {entry.trained_on})")
+    if conditions is not None:
+        ours = _conditions_of(entry.dataset, conditions)
+        if ours is None:
+            found.append("degradation and channel (ours not given)")
+        else:
+            degradation, channel = ours
+            if degradation.lower() != entry.degradation.lower():
+                names = [DEGRADATION_NAMES.get(d.lower(), d) for d in (degradation, entry.degradation)]
+                found.append(f"degradation (ours {names[0]}, published {names[1]})")
+            if channel.upper() != entry.channel.upper():
+                found.append(f"channel (ours {channel}, published {entry.channel})")
+    return found
+
+
 def paper_table(
-    df: pd.DataFrame, published: Sequence[PublishedResult] = PUBLISHED_RESULTS, trained_on: str | None = None
+    df: pd.DataFrame,
+    published: Sequence[PublishedResult] = PUBLISHED_RESULTS,
+    trained_on: str | None = None,
+    conditions: Conditions | None = None,
 ) -> tuple[list[tuple[str, str]], dict[str, list[str | None]], dict[str, str]]:
     """Columns [(dataset, crf)], rows {name: [cell text or None]}, protocol per dataset; None = missing.
 
-    `trained_on`: our model's training set (`TRAINING_SETS`); the Δ row is left empty where the
-    published model was trained on another (`cross_dataset_notes` says so). None: always a Δ.
+    Published cells print as their source does. The Δ row is left empty where the published
+    number differs from ours in training set (`trained_on`, a `TRAINING_SETS` name), degradation or
+    channel (`conditions`, see `evaluation_conditions`); `comparability_notes` says which. A
+    None argument is not checked.
     """
-    overall = _overall(df)
+    overall = overall_means(df)
     protocols = _table_protocols(overall)
     datasets = list(PAPER_DATASETS) + [d for d in dict.fromkeys(overall["dataset"]) if d not in PAPER_DATASETS]
     columns: list[tuple[str, str]] = []
@@ -181,31 +233,33 @@ def paper_table(
         protocol = protocols.get(dataset, "full")
         bic = _cell(overall, dataset, crf, protocol, "bicubic")
         ours = _cell(overall, dataset, crf, protocol, "ftvsr")
-        pub_entry = lookup(dataset, crf, "FTVSR", published)
-        pub = (pub_entry.psnr, pub_entry.ssim) if pub_entry else None
+        entry = lookup(dataset, crf, "FTVSR", published)
         rows["Bicubic"].append(_fmt(bic, None))
         rows["FTVSR (ours)"].append(_fmt(ours, None))
-        rows["FTVSR (published)"].append(
-            None if pub is None else (f"{pub[0]:.2f}/{pub[1]:.4f}" if pub[1] is not None else f"{pub[0]:.2f}/{MISSING}")
-        )
-        comparable = pub_entry is not None and trained_on in (None, pub_entry.trained_on)
-        rows["Δ ours − published"].append(_fmt_delta(ours, pub, None) if comparable else None)
+        rows["FTVSR (published)"].append(None if entry is None else _fmt_published(entry))
+        comparable = entry is not None and not _differences(entry, trained_on, conditions)
+        rows["Δ ours − published"].append(_fmt_delta(ours, entry) if comparable else None)
     return columns, rows, protocols
 
 
-def cross_dataset_notes(
-    datasets: Iterable[str], published: Sequence[PublishedResult], trained_on: str | None
+def comparability_notes(
+    datasets: Iterable[str],
+    published: Sequence[PublishedResult],
+    trained_on: str | None,
+    conditions: Conditions | None = None,
 ) -> list[str]:
-    """One line per evaluated dataset whose published numbers come from a model trained on another set."""
-    if trained_on is None:
-        return []
+    """One line per evaluated dataset whose published numbers are not comparable with ours, saying why."""
     notes = []
     for dataset in dict.fromkeys(datasets):
-        others = {e.trained_on for e in published if e.dataset == dataset and e.trained_on != trained_on}
-        if others:
+        found: dict[str, None] = {}
+        for entry in published:
+            if entry.dataset.lower() == dataset.lower():
+                found.update(dict.fromkeys(_differences(entry, trained_on, conditions)))
+        if found:
             notes.append(
-                f"{dataset}: ours is trained on {trained_on}, the published numbers on {', '.join(sorted(others))}: "
-                "a cross-dataset result, not the paper's, so no Δ"
+                f"{dataset}: no Δ ours − published: the published numbers differ from ours in "
+                + "; ".join(found)
+                + ", so a difference would measure the setup, not the model"
             )
     return notes
 
@@ -220,12 +274,17 @@ def _published_sources(columns: Sequence[tuple[str, str]], published: Sequence[P
 
 
 def table_markdown(
-    df: pd.DataFrame, published: Sequence[PublishedResult] = PUBLISHED_RESULTS, trained_on: str | None = None
+    df: pd.DataFrame,
+    published: Sequence[PublishedResult] = PUBLISHED_RESULTS,
+    trained_on: str | None = None,
+    conditions: Conditions | None = None,
 ) -> str:
-    columns, rows, protocols = paper_table(df, published, trained_on)
+    columns, rows, protocols = paper_table(df, published, trained_on, conditions)
     header = "| Method | " + " | ".join(f"{d} {crf_title(c)}" for d, c in columns) + " |"
     lines = [
-        "PSNR (dB) / SSIM, 4x. " + MISSING + " = not evaluated / no published value.",
+        "PSNR (dB) / SSIM, 4x; published cells as their sources print them. "
+        + MISSING
+        + " = not evaluated / no published value / not comparable.",
         "",
         header,
         "|---|" + "---|" * len(columns),
@@ -233,9 +292,12 @@ def table_markdown(
     for name, cells in rows.items():
         lines.append(f"| {name} | " + " | ".join(MISSING if c is None else c for c in cells) + " |")
     lines.append("")
-    lines += [f"- {d}: protocol `{p}`" for d, p in protocols.items()]
+    for dataset, protocol in protocols.items():
+        ours = _conditions_of(dataset, conditions or {})
+        setup = "" if ours is None else f", {ours[0].upper()} input, scored on {ours[1]}"
+        lines.append(f"- {dataset}: protocol `{protocol}`{setup}")
     lines += [f"- published numbers: {s}" for s in _published_sources(columns, published)]
-    lines += [f"- {note}" for note in cross_dataset_notes(protocols, published, trained_on)]
+    lines += [f"- {note}" for note in comparability_notes(protocols, published, trained_on, conditions)]
     return "\n".join(lines) + "\n"
 
 
@@ -244,10 +306,13 @@ def _tex_escape(text: str) -> str:
 
 
 def table_latex(
-    df: pd.DataFrame, published: Sequence[PublishedResult] = PUBLISHED_RESULTS, trained_on: str | None = None
+    df: pd.DataFrame,
+    published: Sequence[PublishedResult] = PUBLISHED_RESULTS,
+    trained_on: str | None = None,
+    conditions: Conditions | None = None,
 ) -> str:
     """The paper-layout table as a booktabs `tabular` (needs `\\usepackage{booktabs}`)."""
-    columns, rows, _ = paper_table(df, published, trained_on)
+    columns, rows, _ = paper_table(df, published, trained_on, conditions)
     groups: list[tuple[str, int]] = []
     for dataset, _crf in columns:
         if groups and groups[-1][0] == dataset:
@@ -341,7 +406,7 @@ def _empty_figure(message: str) -> Figure:
 
 def psnr_vs_crf_table(df: pd.DataFrame) -> pd.DataFrame:
     """Mean PSNR/SSIM per dataset, CRF and method (table protocol per dataset), CRFs in order."""
-    overall = _overall(df)
+    overall = overall_means(df)
     protocols = _table_protocols(overall)
     keep = overall[overall.apply(lambda r: r["protocol"] == protocols[r["dataset"]], axis=1)]
     out = keep[["dataset", "crf", "method", "psnr", "ssim"]].copy()
@@ -362,7 +427,7 @@ def plot_psnr_vs_crf(table: pd.DataFrame, published: Sequence[PublishedResult] =
             ax.plot(
                 [x_of[c] for c in m_rows["crf"]], m_rows["psnr"], marker="o", label=METHOD_NAMES.get(method, method)
             )
-        pub = [(x_of[c], e.psnr) for c in crfs if (e := lookup(dataset, c, "FTVSR", tuple(published)))]
+        pub = [(x_of[c], float(e.psnr)) for c in crfs if (e := lookup(dataset, c, "FTVSR", tuple(published)))]
         if pub:
             ax.plot(*zip(*pub, strict=True), linestyle="--", marker="s", label="FTVSR (published)")
         ax.set_xticks(range(len(crfs)), [crf_title(c) for c in crfs])
@@ -484,6 +549,71 @@ def plot_per_frame(df: pd.DataFrame) -> Figure:
     return fig
 
 
+# --------------------------------------------------------------------------- DVC plot tables
+
+# Under the report folder: plots/<kind>/<dataset>.csv, one wide table per dataset (a column per
+# method), the layout `dvc plots` draws as one line per method. dvc.yaml's top-level `plots:`
+# names these folders and columns.
+PLOTS_DIR = "plots"
+PLOT_KINDS = ("psnr_vs_crf", "rate_distortion")
+PLOT_METHODS = ("bicubic", "ftvsr")  # always a column (empty where not measured): dvc.yaml names them
+
+
+def crf_number(crf: str) -> int | None:
+    """The CRF as a number for a numeric axis: raw is 0 (x264's lossless level), "crf25" 25; else None."""
+    label = crf_label(crf)
+    if label == "raw":
+        return 0
+    return int(label[3:]) if label.startswith("crf") and label[3:].isdigit() else None
+
+
+def _wide(rows: pd.DataFrame, index: list[str]) -> pd.DataFrame:
+    """`rows` (index columns, method, psnr) as one PSNR column per method, bicubic and ftvsr first."""
+    wide = rows.pivot_table(index=index, columns="method", values="psnr", aggfunc="first")
+    methods = list(PLOT_METHODS) + sorted(set(wide.columns) - set(PLOT_METHODS))
+    return wide.reindex(columns=methods).reset_index().rename_axis(columns=None)
+
+
+def plot_tables(df: pd.DataFrame, bitrates: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
+    """{kind: {dataset: wide table}} for `dvc plots`: PSNR against the numeric CRF, and against bitrate.
+
+    psnr_vs_crf: columns crf (raw = 0), then the PSNR of each method. rate_distortion: bitrate_kbps
+    (mean over the evaluated clips of the compressed LR), crf, then each method's PSNR; raw input,
+    which has no bitrate, is left out.
+    """
+    table = psnr_vs_crf_table(df)
+    table = table.assign(crf=table["crf"].map(crf_number)).dropna(subset=["crf"]).astype({"crf": int})
+    points = rate_distortion_table(df, bitrates)
+    points = points.assign(crf=points["crf"].map(crf_number)).dropna(subset=["crf"]).astype({"crf": int})
+    tables: dict[str, dict[str, pd.DataFrame]] = {kind: {} for kind in PLOT_KINDS}
+    for dataset, rows in table.groupby("dataset", sort=False):
+        tables["psnr_vs_crf"][str(dataset)] = _wide(rows, ["crf"]).sort_values("crf")
+    for dataset, rows in points.groupby("dataset", sort=False):
+        tables["rate_distortion"][str(dataset)] = _wide(rows, ["bitrate_kbps", "crf"]).sort_values("bitrate_kbps")
+    return tables
+
+
+def _file_name(dataset: str) -> str:
+    """A dataset name as a file name: anything but letters, digits, '.', '-', '_' becomes '_'."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in dataset) + ".csv"
+
+
+def write_plot_tables(tables: Mapping[str, Mapping[str, pd.DataFrame]], plots_dir: Path) -> list[Path]:
+    """Write `plot_tables` as plots_dir/<kind>/<dataset>.csv; tables of datasets no longer evaluated go."""
+    written = []
+    for kind, by_dataset in tables.items():
+        folder = plots_dir / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = [folder / _file_name(dataset) for dataset in by_dataset]
+        for stale in set(folder.glob("*.csv")) - set(paths):  # a plot of them would still show
+            stale.unlink()
+        for path, wide in zip(paths, by_dataset.values(), strict=True):
+            with atomic_path(path) as tmp:
+                wide.to_csv(tmp, index=False, float_format="%.6f")
+            written.append(path)
+    return written
+
+
 # --------------------------------------------------------------------------- visual strips
 
 
@@ -506,13 +636,41 @@ def _centre_crop_box(h: int, w: int, size: int) -> tuple[int, int, int, int]:
     return top, left, top + ch, left + cw
 
 
-def make_strip(folders: Sequence[tuple[dict, Path]], crop: int = 128) -> Image.Image:
-    """One image: a header of column labels, then per clip a label band and its 4 crops side by side."""
+def _strip_font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     try:
-        font = ImageFont.load_default(size=12)  # a TrueType font where Pillow has FreeType
+        return ImageFont.load_default(size=12)  # a TrueType font where Pillow has FreeType
     except (TypeError, OSError):
-        font = ImageFont.load_default()
-    label_h, gap = 18, 4
+        return ImageFont.load_default()
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
+    """`text` split at spaces into lines no wider than `width` (a single longer word keeps its own line)."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and draw.textlength(candidate, font=font) <= width:
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    return lines
+
+
+STRIP_GAP = 4  # pixels between and around the tiles
+STRIP_LABEL_H = 18  # the least height of a text band (one line of the 12-pixel font)
+STRIP_TEXT_TOP = 3  # from the top of a band to its first line
+
+
+def make_strip(folders: Sequence[tuple[dict, Path]], crop: int = 128) -> Image.Image:
+    """One image: a header band of column titles, then per clip a caption band and its 4 crops side by side.
+
+    Every text sits in a band of its own, sized to its wrapped lines, so no pixel of a crop is
+    covered. `image.info["tile_boxes"]` lists each tile as [row, column, left, top, right, bottom].
+    """
+    font = _strip_font()
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_h = math.ceil(draw.textbbox((0, 0), "Ågjy|", font=font)[3])  # from where a line is drawn to its lowest pixel
+    line_h = text_h + 1
+    gap = STRIP_GAP
     tiles_by_row = []
     for info, folder in folders:
         gt = read_frame(folder / "gt.png")
@@ -532,27 +690,49 @@ def make_strip(folders: Sequence[tuple[dict, Path]], crop: int = 128) -> Image.I
                 raise FTVSRError(f"{path} is {img.shape[1]}x{img.shape[0]}, its GT {folder / 'gt.png'} is {w}x{h}")
             row.append(img[top:bottom, left:right])
         tiles_by_row.append((info, row, (bottom - top, right - left)))
-    tile_w = max(size[1] for *_, size in tiles_by_row)
-    width = len(STRIP_COLUMNS) * tile_w + (len(STRIP_COLUMNS) + 1) * gap
-    height = label_h + sum(label_h + size[0] + gap for *_, size in tiles_by_row) + gap
+
+    def band_height(lines: list[str]) -> int:
+        return max(STRIP_LABEL_H, STRIP_TEXT_TOP + (len(lines) - 1) * line_h + text_h)
+
+    # A column is as wide as its tiles, or as the longest word of a title where the tiles are narrower.
+    words = [word for _key, title in STRIP_COLUMNS for word in title.split(" ")]
+    col_w = max(max(size[1] for *_, size in tiles_by_row), *(int(draw.textlength(w, font=font)) + 4 for w in words))
+    width = len(STRIP_COLUMNS) * col_w + (len(STRIP_COLUMNS) + 1) * gap
+    titles = [_wrap(draw, title, font, col_w - 2) for _key, title in STRIP_COLUMNS]
+    captions = []
+    for info, *_ in tiles_by_row:
+        parts = [info.get("dataset"), info["clip"], f"frame {info.get('frame', '?')}", crf_title(info["crf"])]
+        captions.append(_wrap(draw, " / ".join(dict.fromkeys(str(p) for p in parts if p)), font, width - 2 * gap))
+    header_h = max(band_height(lines) for lines in titles)
+    height = (
+        header_h
+        + sum(band_height(c) + size[0] + gap for c, (*_, size) in zip(captions, tiles_by_row, strict=True))
+        + gap
+    )
+
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    for c, (_key, title) in enumerate(STRIP_COLUMNS):
-        draw.text((gap + c * (tile_w + gap) + 2, 3), title, fill="black", font=font)
-    y = label_h
-    for info, row, (th, tw) in tiles_by_row:
-        parts = [info.get("dataset"), info["clip"], f"frame {info.get('frame', '?')}", crf_title(info["crf"])]
-        caption = " / ".join(str(p) for p in parts if p)
-        draw.text((gap + 2, y + 3), caption, fill="black", font=font)
-        y += label_h
+    text: list[tuple[tuple[int, int], list[str]]] = []  # drawn after the tiles, so an overlap would show
+    boxes = []
+    for c, lines in enumerate(titles):
+        text.append(((gap + c * (col_w + gap) + 2, STRIP_TEXT_TOP), lines))
+    y = header_h
+    for r, ((_info, row, (th, tw)), caption) in enumerate(zip(tiles_by_row, captions, strict=True)):
+        text.append(((gap + 2, y + STRIP_TEXT_TOP), caption))
+        y += band_height(caption)
         for c, tile in enumerate(row):
-            x = gap + c * (tile_w + gap)
+            x = gap + c * (col_w + gap) + (col_w - tw) // 2
             if tile is None:
                 draw.rectangle([x, y, x + tw - 1, y + th - 1], fill=(200, 200, 200))
-                draw.text((x + 4, y + 4), "n/a", fill="black", font=font)
+                text.append(((x + 4, y + 4), ["n/a"]))
             else:
                 canvas.paste(Image.fromarray(tile), (x, y))
+            boxes.append([r, c, x, y, x + tw, y + th])
         y += th + gap
+    for (x, top), lines in text:
+        for k, line in enumerate(lines):
+            draw.text((x, top + k * line_h), line, fill="black", font=font)
+    canvas.info["tile_boxes"] = json.dumps(boxes)
     return canvas
 
 
@@ -569,8 +749,10 @@ def write_strips(strips_dir: str | os.PathLike, out_dir: Path, crop: int = 128) 
         rows = sorted(by_crf[crf], key=lambda item: (str(item[0].get("dataset", "")), str(item[0]["clip"])))
         path = out_dir / f"strip_{crf}.png"
         image = make_strip(rows, crop=crop)
+        metadata = PngInfo()  # where the tiles are, for tools that cut them out again
+        metadata.add_text("tile_boxes", image.info["tile_boxes"])
         with atomic_path(path) as tmp:
-            image.save(tmp, format="PNG")
+            image.save(tmp, format="PNG", pnginfo=metadata)
         written.append(path)
     return written
 
@@ -587,6 +769,7 @@ def build_report(
     published: Sequence[PublishedResult] = PUBLISHED_RESULTS,
     profile: str,
     trained_on: str | None = None,
+    conditions: Conditions | None = None,
     strip_crop: int = 128,
 ) -> dict[str, Path]:
     """Write the report's tables, plots and strips into `out_dir`; returns the written paths by name.
@@ -595,7 +778,9 @@ def build_report(
     DataFrames from `evaluate_set`), any mix of datasets, CRFs and protocols. `bitrate_tables`:
     CRF (or (dataset, CRF)) -> the compress stage's `bitrate.csv`. `strips_dir`: where
     `evaluate_set(save_frames_dir=...)` saved frames (searched recursively for `info.json`).
-    `trained_on`: the model's training set, for which published numbers are comparable (`paper_table`).
+    `trained_on`: the model's training set (a `TRAINING_SETS` name); `conditions`: dataset ->
+    (degradation, channel) of our evaluation (`evaluation_conditions(params)`). A published number
+    gets a Δ only where both match it (`paper_table`); None leaves that part unchecked.
     """
     df = load_results(results)
     out_dir = Path(out_dir)
@@ -607,11 +792,11 @@ def build_report(
     written["psnr_vs_crf_csv"] = out_dir / "psnr_vs_crf.csv"
     with atomic_path(written["psnr_vs_crf_csv"]) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
-    notes += cross_dataset_notes(df["dataset"], published, trained_on)
+    notes += comparability_notes(df["dataset"], published, trained_on, conditions)
     written["table_md"] = out_dir / "table.md"
-    write_text_atomic(written["table_md"], table_markdown(df, published, trained_on))
+    write_text_atomic(written["table_md"], table_markdown(df, published, trained_on, conditions))
     written["table_tex"] = out_dir / "table.tex"
-    write_text_atomic(written["table_tex"], table_latex(df, published, trained_on))
+    write_text_atomic(written["table_tex"], table_latex(df, published, trained_on, conditions))
 
     written["psnr_vs_crf"] = out_dir / "psnr_vs_crf.png"
     _save_figure(plot_psnr_vs_crf(table, published), written["psnr_vs_crf"])
@@ -622,6 +807,8 @@ def build_report(
         notes.append("rate-distortion plot: no bitrate table matched the evaluated clips")
     written["rate_distortion"] = out_dir / "rate_distortion.png"
     _save_figure(plot_rate_distortion(points), written["rate_distortion"])
+    for path in write_plot_tables(plot_tables(df, bitrates), out_dir / PLOTS_DIR):
+        written[f"{path.parent.name}/{path.stem}"] = path
 
     written["per_frame_psnr"] = out_dir / "per_frame_psnr.png"
     _save_figure(plot_per_frame(df), written["per_frame_psnr"])

@@ -1,37 +1,56 @@
-"""MLflow: where runs go, how they are named and tagged, and what identifies their code and data.
+"""MLflow: where runs go, how they are named, tagged and linked, and what they record.
 
-Conventions (one experiment per profile, `mlflow.experiment` in params.yaml):
+Where (`configure`): `MLFLOW_TRACKING_URI` when set, else `mlflow.tracking_uri` of params.yaml
+(default `sqlite:///mlflow.db`), relative to the project's root, also for `dvc exp run --temp`
+and queued experiments; one experiment per profile (`mlflow.experiment`).
 
-- the training run is named `train-<profile>` (or what the caller passes) and tagged
-  `stage=train`; every setting of the profile is logged as a flattened param
-  (`model.mid_channels`, `train.optimizer.lr`, ...);
+What (one training run per model, its evaluations nested under it):
+
+- the training run `train-<profile>` (tag `stage=train`) has every setting of the profile as a
+  flattened param (`model.mid_channels`, `train.optimizer.lr`, ...), the loss and learning-rate
+  curves, the model as an MLflow Model registered as `ftvsr-<profile>` (`log_model`), the tag
+  `model_sha256` of the model file, and, after evaluation, the means of every evaluated dataset
+  and level as metrics `<dataset>.<level>.<metric>` and the report's files;
+- an evaluation run `eval-<dataset>-<level>` (tag `stage=evaluate`) per dataset and level,
+  nested under the training run of the model it scored (`log_evaluation`);
 - every run is tagged with the code and data it used: `git_commit` (also as MLflow's own
-  `mlflow.source.git.commit`), `git_dirty`, and `dvc_data_version`;
-- the training stage writes `train_run.json` (`TRAIN_RUN_FILE`) beside the model with the run id,
-  so that the evaluation stage can attach its runs as children (`start_child_run`), one per
-  test set and compression level, named `eval-<dataset>-<level>`.
+  `mlflow.source.git.commit`), `git_dirty`, `dvc_data_version`, and under `dvc exp run` the
+  experiment's name and baseline commit (`dvc_experiment`, `dvc_baseline`).
 
+Running a stage again never adds a run: a training is found again by its identity (settings,
+data, processes; tag `run_identity`), an evaluation by its model, dataset, level and settings.
 Nothing here is needed to train or evaluate: without MLflow settings the library runs untracked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
+import math
 import os
+import re
+import sqlite3
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import yaml
 
 from ftvsr.errors import FTVSRError
-from ftvsr.io.atomic import write_text_atomic
 from ftvsr.params import MlflowSettings
 
-TRAIN_RUN_FILE = "train_run.json"
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+DVC_ROOT_ENV = "DVC_ROOT"  # set by DVC for every stage: the workspace's root, also for temporary runs
 STAGE_TAG = "stage"
+MODEL_SHA_TAG = "model_sha256"  # the training run that wrote a model file is found by this tag
+RUN_IDENTITY_TAG = "run_identity"  # a training's identity (settings, data, processes): one run per identity
+EVAL_KEY_TAG = "eval_key"  # an evaluation's identity: one run per model, dataset, level and settings
+DVC_EXPERIMENT_TAG = "dvc_experiment"
+DVC_BASELINE_TAG = "dvc_baseline"
 PARENT_RUN_TAG = "mlflow.parentRunId"  # the tag the MLflow UI nests runs by
 _MANIFEST_SMALL_FILE = 64 * 1024  # files up to this size are hashed by content, larger ones by size
 
@@ -71,30 +90,52 @@ def resolve_artifact_location(location: str, base: str | os.PathLike | None = No
     return (base / location).resolve().as_uri()
 
 
-def configure(settings: MlflowSettings) -> str:
-    """Point MLflow at `settings.tracking_uri` and make sure the experiment exists; return its id.
+def project_root() -> Path:
+    """The folder that relative MLflow locations are relative to.
 
-    Relative locations (`sqlite:///mlflow.db`, `mlartifacts`) are relative to the current
-    directory and are made absolute here, so that later changes of directory do not move them.
-    A new experiment gets `settings.artifact_location`; an existing one keeps its own (MLflow
-    cannot move it); a deleted one is restored.
+    Under DVC, its root of the user's workspace (`DVC_ROOT`): `dvc exp run --temp` and queued
+    experiments run in a temporary copy that DVC deletes afterwards, and DVC points `DVC_ROOT` at
+    the workspace they came from, so their runs land in the user's store. Otherwise the current
+    directory.
+    """
+    return Path(os.environ.get(DVC_ROOT_ENV) or Path.cwd())
+
+
+def tracking_uri(settings: MlflowSettings) -> str:
+    """Where runs go: `MLFLOW_TRACKING_URI` when set, else `settings.tracking_uri`; a relative
+    local store is made absolute against `project_root()`."""
+    return resolve_tracking_uri(os.environ.get(TRACKING_URI_ENV) or settings.tracking_uri, project_root())
+
+
+def configure(settings: MlflowSettings) -> str:
+    """Point MLflow at `tracking_uri(settings)` and make sure the experiment exists; return its id.
+
+    A new experiment gets `settings.artifact_location` (relative to `project_root()`); an
+    existing one keeps its own, except that a local store whose artifact folder no longer exists
+    where it was recorded (the project folder was moved or renamed) is pointed at the folder
+    beside it again (`relocate_artifacts`). A deleted experiment is restored.
     """
     import mlflow
-    from mlflow.tracking import MlflowClient
 
-    uri = resolve_tracking_uri(settings.tracking_uri)
+    uri = tracking_uri(settings)
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    users_uri = os.environ.get(TRACKING_URI_ENV)
     mlflow.set_tracking_uri(uri)
+    # MLflow also exports the URI to the environment; put the user's choice back, so that it
+    # alone decides where a later `configure` (of other settings) goes.
+    os.environ.pop(TRACKING_URI_ENV, None) if users_uri is None else os.environ.update({TRACKING_URI_ENV: users_uri})
     try:
-        client = MlflowClient(tracking_uri=uri)
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        wanted = resolve_artifact_location(settings.artifact_location, project_root())
         experiment = client.get_experiment_by_name(settings.experiment)
         if experiment is None:
-            return client.create_experiment(
-                settings.experiment, artifact_location=resolve_artifact_location(settings.artifact_location)
-            )
+            return client.create_experiment(settings.experiment, artifact_location=wanted)
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
+        recorded = experiment.artifact_location
+        if recorded != wanted and uri.startswith("sqlite:///") and _missing_local_folder(recorded):
+            relocate_artifacts(Path(uri[len("sqlite:///") :]), recorded, wanted)
         return experiment.experiment_id
     except Exception as err:  # the store's own errors: MlflowException, SQLAlchemy's, OSError
         message = getattr(err, "message", None) or str(err).splitlines()[0]
@@ -102,6 +143,53 @@ def configure(settings: MlflowSettings) -> str:
             f"MLflow tracking store {uri}: cannot open experiment "
             f"{settings.experiment!r} ({type(err).__name__}: {message})"
         ) from err
+
+
+def client_for(settings: MlflowSettings) -> tuple[Any, str]:
+    """(an MlflowClient of the configured store, the experiment's id)."""
+    from mlflow import MlflowClient
+
+    experiment_id = configure(settings)
+    return MlflowClient(tracking_uri=tracking_uri(settings)), experiment_id
+
+
+def _local_path(location: str) -> Path | None:
+    if location.startswith("file://"):
+        return Path(unquote(urlparse(location).path))
+    return Path(location) if "://" not in location else None
+
+
+def _missing_local_folder(location: str) -> bool:
+    path = _local_path(location)
+    return path is not None and not path.exists()
+
+
+def relocate_artifacts(db: Path, old: str, new: str) -> int:
+    """Rewrite the artifact locations recorded in the SQLite store `db` from `old` to `new`.
+
+    MLflow records absolute artifact locations (experiments, runs, logged models, model
+    versions); a moved project folder leaves them pointing at its old place. Every text value
+    that starts with the old folder is rewritten (the `file://` form and the plain path alike).
+    Returns the number of values changed.
+    """
+    old_path, new_path = _local_path(old), _local_path(new)
+    if old_path is None or new_path is None:
+        return 0
+    pattern = re.compile(re.escape(str(old_path)) + r"(?=/|$)")
+    changed = 0
+    with contextlib.closing(sqlite3.connect(db)) as connection, connection:
+        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            columns = [row[1] for row in connection.execute(f'PRAGMA table_info("{table}")')]
+            for column in columns:
+                rows = connection.execute(
+                    f'SELECT rowid, "{column}" FROM "{table}" WHERE instr("{column}", ?) > 0', (str(old_path),)
+                ).fetchall()
+                for rowid, value in rows:
+                    if isinstance(value, str) and (fixed := pattern.sub(str(new_path), value)) != value:
+                        connection.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE rowid = ?', (fixed, rowid))
+                        changed += 1
+    return changed
 
 
 def system_metrics_available() -> bool:
@@ -205,6 +293,10 @@ def train_run_name(profile: str | None) -> str:
     return f"train-{profile}" if profile else "train"
 
 
+def registered_model_name(profile: str | None) -> str:
+    return f"ftvsr-{profile}" if profile else "ftvsr"
+
+
 def eval_run_name(dataset: str, level: str | int) -> str:
     return f"eval-{dataset}-{level}"
 
@@ -236,41 +328,213 @@ def run_tags(
     data_version = dvc_data_version(data_paths)
     if data_version:
         tags["dvc_data_version"] = data_version
+    tags.update(experiment_tags())
     tags.update({k: str(v) for k, v in (extra or {}).items()})
     return tags
 
 
-def start_child_run(
-    parent_run_id: str, run_name: str, experiment_id: str | None = None, tags: Mapping[str, Any] | None = None
-):
-    """Start a run shown under `parent_run_id` in the MLflow UI (the parent may be finished).
+def experiment_tags() -> dict[str, str]:
+    """The DVC experiment a stage runs in (`dvc exp run`, queued or not): its name and baseline commit."""
+    tags = {}
+    if os.environ.get("DVC_EXP_NAME"):
+        tags[DVC_EXPERIMENT_TAG] = os.environ["DVC_EXP_NAME"]
+    if os.environ.get("DVC_EXP_BASELINE_REV"):
+        tags[DVC_BASELINE_TAG] = os.environ["DVC_EXP_BASELINE_REV"]
+    return tags
 
-    Returns MLflow's ActiveRun (a context manager), as `mlflow.start_run` does.
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_run(client: Any, experiment_id: str, tags: Mapping[str, str]) -> Any | None:
+    """The newest run of the experiment carrying all of `tags` (finished runs first), or None."""
+    query = " and ".join(f"tags.{key} = '{value}'" for key, value in tags.items())
+    runs = client.search_runs([experiment_id], filter_string=query, order_by=["attributes.start_time DESC"])
+    finished = [run for run in runs if run.info.status == "FINISHED"]
+    return (finished or list(runs) or [None])[0]
+
+
+def find_training_run(client: Any, experiment_id: str, model_sha256: str) -> Any | None:
+    """The training run that wrote the model whose file has this SHA-256, or None."""
+    return find_run(client, experiment_id, {STAGE_TAG: "train", MODEL_SHA_TAG: model_sha256})
+
+
+def training_run_id(settings: MlflowSettings, model_path: str | os.PathLike) -> str | None:
+    """The id of the training run that wrote the model file at `model_path`, or None."""
+    client, experiment_id = client_for(settings)
+    run = find_training_run(client, experiment_id, file_sha256(model_path))
+    return run.info.run_id if run is not None else None
+
+
+def _log_params(client: Any, run_id: str, params: Mapping[str, str]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(key, str(value)) for key, value in params.items()]
+    for start in range(0, len(items), 100):  # MLflow takes at most 100 params a request
+        client.log_batch(run_id, params=items[start : start + 100])
+
+
+def _log_metrics(client: Any, run_id: str, metrics: Mapping[str, float], timestamp: int) -> None:
+    """Log at step 0 with a fixed timestamp: logging the same values again adds nothing."""
+    from mlflow.entities import Metric
+
+    items = [Metric(key, value, timestamp, 0) for key, value in metrics.items() if math.isfinite(value)]
+    for start in range(0, len(items), 1000):
+        client.log_batch(run_id, metrics=items[start : start + 1000])
+
+
+# ---------------------------------------------------------------- the model
+
+
+def model_signature() -> Any:
+    """The served model's interface: LR clips (n, t, 3, h, w) in [0, 1] -> (n, t, 3, 4h, 4w)."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    clips = Schema([TensorSpec(np.dtype(np.float32), (-1, -1, 3, -1, -1), "clip")])
+    return ModelSignature(inputs=clips, outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, 3, -1, -1))]))
+
+
+def log_model(model: Any, *, registered_name: str, model_sha256: str) -> str | None:
+    """Log `model` as an MLflow Model (`mlflow.pytorch`, with its signature and the `ftvsr`
+    package as code) in the active run, and register it as a version of `registered_name`.
+
+    The version is tagged with the model file's SHA-256; if the active run already registered a
+    version with that hash (a re-run of a finished training), nothing is logged again. Returns
+    the version, or None if it was there already.
     """
     import mlflow
+    import torch
 
-    return mlflow.start_run(
-        run_name=run_name,
-        experiment_id=experiment_id,
-        tags={**{k: str(v) for k, v in (tags or {}).items()}, PARENT_RUN_TAG: parent_run_id},
-    )
-
-
-def write_train_run(path: str | os.PathLike, info: Mapping[str, Any]) -> Path:
-    """Write the training run's description (`run_id`, `experiment_id`, `tracking_uri`, ...) as JSON."""
-    write_text_atomic(path, json.dumps(dict(info), indent=2, sort_keys=True) + "\n")
-    return Path(path)
-
-
-def read_train_run(path: str | os.PathLike) -> dict[str, Any]:
-    """Read `train_run.json`; FTVSRError if it is missing or not a JSON object."""
-    path = Path(path)
+    run_id = mlflow.active_run().info.run_id
+    client = mlflow.MlflowClient()
+    registered = client.search_model_versions(f"run_id = '{run_id}'")
+    if any(version.tags.get(MODEL_SHA_TAG) == model_sha256 for version in registered):
+        return None
+    # MLflow warns that pickled models run code when loaded; the safe format, the weights-only
+    # checkpoint file, is logged beside it (`checkpoint/`).
+    quiet = logging.getLogger("mlflow.pytorch")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FTVSRError(f"training run file not found: {path} (run the train stage first)") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise FTVSRError(f"{path}: not a readable training run file ({err})") from None
-    if not isinstance(info, dict):
-        raise FTVSRError(f"{path}: expected a JSON object with the training run's id")
-    return info
+        info = mlflow.pytorch.log_model(
+            model,
+            name="model",
+            signature=model_signature(),
+            code_paths=[str(Path(__file__).resolve().parent)],  # the ftvsr package: loads where it is not installed
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy"],
+            serialization_format="pickle",  # the recurrent, data-dependent forward does not trace to pt2
+        )
+    finally:
+        quiet.setLevel(level)
+    version = mlflow.register_model(info.model_uri, registered_name, tags={MODEL_SHA_TAG: model_sha256})
+    return str(version.version)
+
+
+# ---------------------------------------------------------------- evaluations
+
+
+def evaluation_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
+    """`ftvsr.results.level_summary` as flat metric names: `<method>_psnr`, `<method>_ssim`,
+    `delta_psnr`, `delta_ssim` (FTVSR minus bicubic)."""
+    metrics: dict[str, float] = {}
+    for key, value in summary.items():
+        if isinstance(value, Mapping):
+            metrics.update({f"{key}_{name}": float(number) for name, number in value.items()})
+        else:
+            metrics[key] = float(value)
+    return metrics
+
+
+def log_evaluation(
+    settings: MlflowSettings,
+    summary: Mapping[str, Any],
+    *,
+    dataset: str,
+    level: str,
+    protocol: str,
+    model_path: str | os.PathLike,
+    evaluate_settings: Mapping[str, Any],
+    artifacts: Iterable[str | os.PathLike] = (),
+    tags: Mapping[str, str] | None = None,
+) -> tuple[str, str | None]:
+    """Record one evaluation (one dataset at one level) of the model at `model_path`.
+
+    - An evaluation run `eval-<dataset>-<level>`, nested under the model's training run (found by
+      the model file's SHA-256), with the means as metrics (`evaluation_metrics`), the dataset,
+      level, protocol, evaluation settings and the training run's params, and `artifacts`.
+    - On the training run, the same means as `<dataset>.<level>.<metric>`, so that selecting
+      training runs in MLflow's compare view shows their settings beside the PSNR at each level.
+
+    The run is keyed by the model, dataset, level and settings: evaluating again updates it,
+    never adds a second one. A model that no training run in the store wrote (weights from
+    elsewhere) gets an evaluation run of its own, at the top level. Returns (evaluation run id,
+    training run id or None).
+    """
+    client, experiment_id = client_for(settings)
+    model_sha = file_sha256(model_path)
+    training = find_training_run(client, experiment_id, model_sha)
+    key_source = json.dumps([model_sha, dataset, level, protocol, dict(evaluate_settings)], sort_keys=True)
+    key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
+    run_tags_ = {
+        **(tags or {}),
+        STAGE_TAG: "evaluate",
+        EVAL_KEY_TAG: key,
+        MODEL_SHA_TAG: model_sha,
+        "dataset": dataset,
+        "level": level,
+        "protocol": protocol,
+    }
+    if training is not None:
+        run_tags_[PARENT_RUN_TAG] = training.info.run_id
+    existing = find_run(client, experiment_id, {EVAL_KEY_TAG: key})
+    run = existing or client.create_run(experiment_id, run_name=eval_run_name(dataset, level), tags=run_tags_)
+    run_id = run.info.run_id
+    metrics = evaluation_metrics(summary)
+    params = {"dataset": dataset, "level": level, "protocol": protocol, **flatten(evaluate_settings, "evaluate.")}
+    if training is not None:
+        params.update({k: v for k, v in training.data.params.items() if k.startswith(("model.", "train."))})
+    if existing is None:
+        _log_params(client, run_id, params)
+    else:
+        for name, value in run_tags_.items():
+            client.set_tag(run_id, name, value)
+    _log_metrics(client, run_id, metrics, run.info.start_time)
+    for path in artifacts:
+        client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id, "FINISHED")
+    if training is None:
+        return run_id, None
+    summary_names = {f"{dataset}.{level}.{name}": value for name, value in metrics.items()}
+    _log_metrics(client, training.info.run_id, summary_names, run.info.start_time)
+    return run_id, training.info.run_id
+
+
+def log_report(settings: MlflowSettings, model_path: str | os.PathLike, files: Iterable[Path]) -> str | None:
+    """Attach the report's files (tables, plots, strips) to the model's training run, under
+    `report/`. Returns the training run's id, or None if no training run in the store wrote
+    the model. Logging again replaces the files."""
+    client, experiment_id = client_for(settings)
+    training = find_training_run(client, experiment_id, file_sha256(model_path))
+    if training is None:
+        return None
+    for path in files:
+        if path.is_dir():
+            client.log_artifacts(training.info.run_id, str(path), artifact_path=f"report/{path.name}")
+        elif path.is_file():
+            client.log_artifact(training.info.run_id, str(path), artifact_path="report")
+    return training.info.run_id
+
+
+def run_url(settings: MlflowSettings, run_id: str, experiment_id: str, ui: str = "http://127.0.0.1:5000") -> str:
+    """The run's page in MLflow's UI: the tracking server's own, or `ui` (`mlflow ui`'s default
+    address) for a local store."""
+    uri = tracking_uri(settings)
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else ui
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"

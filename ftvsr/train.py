@@ -33,9 +33,9 @@ never unreadable files or another run's.
 The loop (`train`) reads top-down: setup, `_resume`, then per iteration `train_step` and the
 periodic actions (log to MLflow, validate, `_write_checkpoint`), then the outputs.
 
-Outputs (rank 0): the model (`save_model`), `<model stem>_loss.csv` (`step,loss,lr`: the
-mean loss of each `log_every` window and the lr of its last iteration) and `train_run.json`
-(the MLflow run id, for the evaluation stage) beside it.
+Outputs (rank 0): the model (`save_model`) and `<model stem>_loss.csv` (`step,loss,lr`: the
+mean loss of each `log_every` window and the lr of its last iteration) beside it; in MLflow,
+the run with its curves and the model, registered (`ftvsr.tracking`).
 """
 
 from __future__ import annotations
@@ -104,7 +104,6 @@ class TrainResult:
 
     model_path: Path
     loss_csv: Path
-    run_file: Path  # train_run.json
     run_id: str | None  # MLflow run id (None untracked, and on ranks other than 0)
     iterations: int
     start_iteration: int  # 0 for a fresh run, else the checkpoint's iteration
@@ -118,11 +117,6 @@ def loss_csv_path(out_model: str | os.PathLike) -> Path:
     """Where the loss curve goes: `<model stem>_loss.csv` beside the model."""
     out_model = Path(out_model)
     return out_model.with_name(f"{out_model.stem}_loss.csv")
-
-
-def run_file_path(out_model: str | os.PathLike) -> Path:
-    """Where the MLflow run id goes: `train_run.json` beside the model."""
-    return Path(out_model).with_name(tracking.TRAIN_RUN_FILE)
 
 
 # ================================================================ schedule
@@ -761,6 +755,14 @@ class Tracker:
                     "MLflow run %s of the checkpoint is not in %s: starting a new run", run_id, settings.tracking_uri
                 )
                 run_id = None
+        if run_id is None:  # the same training run before (its checkpoints deleted): the same run again
+            identity = tags.get(tracking.RUN_IDENTITY_TAG)
+            earlier = (
+                tracking.find_run(mlflow.MlflowClient(), experiment_id, {tracking.RUN_IDENTITY_TAG: identity})
+                if identity
+                else None
+            )
+            run_id = earlier.info.run_id if earlier is not None else None
         if run_id is not None:
             mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
             return cls(mlflow, run_id, reopened=True)
@@ -782,12 +784,17 @@ class Tracker:
             self.mlflow.log_metrics(new, step=step)
             self._logged_through.update(dict.fromkeys(new, step))
 
-    def log_outputs(self, result: TrainResult, model_config: Mapping[str, Any]) -> None:
-        """The final loss, the model (with its config) and the loss curve."""
+    def log_outputs(self, result: TrainResult, model: FTVSR, registered_model: str | None) -> None:
+        """The final loss, the loss curve, the checkpoint file and the model as an MLflow Model
+        (registered as `registered_model`), and the file's hash, by which evaluations find this run."""
+        sha = tracking.file_sha256(result.model_path)
         self.log({"final_loss": result.final_loss}, result.iterations)
-        self.mlflow.log_artifact(str(result.model_path), artifact_path="model")
-        self.mlflow.log_dict(dict(model_config), "model/config.json")
+        self.mlflow.set_tag(tracking.MODEL_SHA_TAG, sha)
+        self.mlflow.log_artifact(str(result.model_path), artifact_path="checkpoint")
+        self.mlflow.log_dict(dict(model.config), "checkpoint/config.json")
         self.mlflow.log_artifact(str(result.loss_csv))
+        if registered_model:
+            tracking.log_model(model, registered_name=registered_model, model_sha256=sha)
 
     def end(self, status: str = "FINISHED") -> None:
         self.mlflow.end_run(status=status)
@@ -1026,6 +1033,7 @@ def train(
     dataset: Dataset | None = None,
     mlflow_settings: MlflowSettings | None = None,
     run_name: str | None = None,
+    registered_model: str | None = None,
     extra_params: Mapping[str, Any] | None = None,
     extra_tags: Mapping[str, Any] | None = None,
     val: Validation | None = None,
@@ -1081,7 +1089,9 @@ def train(
             )
             params.update(tracking.flatten({**(extra_params or {}), "world_size": place.world_size}))
             data_paths = [gt_lmdb, *lq_lmdbs.values()] if gt_lmdb is not None and lq_lmdbs is not None else []
-            tags = tracking.run_tags("train", data_paths, extra_tags)
+            tags = tracking.run_tags(
+                "train", data_paths, {**(extra_tags or {}), tracking.RUN_IDENTITY_TAG: identity_digest(identity)}
+            )
             tracker = Tracker.start(mlflow_settings, state.run_id, run_name, params, tags)
             state.run_id = tracker.run_id
 
@@ -1130,7 +1140,6 @@ def train(
         result = TrainResult(
             out_model,
             loss_csv_path(out_model),
-            run_file_path(out_model),
             state.run_id if place.is_main else None,
             settings.iterations,
             start,
@@ -1140,9 +1149,9 @@ def train(
             val_metrics,
         )
         if place.is_main:
-            _write_outputs(result, rows, model, mlflow_settings, place.world_size)
+            _write_outputs(result, rows, model, place.world_size)
             if tracker is not None:
-                tracker.log_outputs(result, model.config)
+                tracker.log_outputs(result, model, registered_model)
         if place.world_size > 1:
             dist.barrier()  # the outputs exist when any rank returns
         if tracker is not None:
@@ -1159,10 +1168,9 @@ def _write_outputs(
     result: TrainResult,
     rows: list[tuple[int, float, float]],
     model: FTVSR,
-    mlflow_settings: MlflowSettings | None,
     world_size: int,
 ) -> None:
-    """The model, its loss curve and train_run.json (rank 0); a failed write is a one-line FTVSRError."""
+    """The model and its loss curve (rank 0); a failed write is a one-line FTVSRError."""
     with _writing("model", result.model_path):
         save_model(
             model,
@@ -1172,24 +1180,11 @@ def _write_outputs(
                 "final_loss": result.final_loss,
                 "world_size": world_size,
                 # no MLflow run id: the file's bytes must repeat for identical runs (DVC hashes it);
-                # the run id is in train_run.json
+                # the run records the file's hash instead
             },
         )
     with _writing("loss curve", result.loss_csv):
         _write_loss_csv(result.loss_csv, rows)
-    with _writing("run file", result.run_file):
-        tracking.write_train_run(
-            result.run_file,
-            {
-                "run_id": result.run_id,
-                "iterations": result.iterations,
-                "final_loss": result.final_loss if math.isfinite(result.final_loss) else None,
-                "model": str(result.model_path),
-                "experiment": mlflow_settings.experiment if mlflow_settings else None,
-                # as configured (relative to the project), so the committed file names no machine's path
-                "tracking_uri": mlflow_settings.tracking_uri if mlflow_settings else None,
-            },
-        )
 
 
 # ================================================================ entry point
@@ -1251,6 +1246,7 @@ def main(argv: list[str] | None = None) -> int:
             data_settings=params.data,
             mlflow_settings=None if args.no_mlflow else params.mlflow,
             run_name=args.run_name or tracking.train_run_name(params.profile),
+            registered_model=tracking.registered_model_name(params.profile),
             extra_params={"profile": params.profile, "data": params.data.model_dump(mode="json")},
             extra_tags={"profile": params.profile},
             val=(args.val_lq, args.val_gt) if args.val_lq else None,

@@ -82,10 +82,6 @@ class StagePaths:
         return self.root / "models" / self.profile / "ftvsr.pth"
 
     @property
-    def train_run(self) -> Path:
-        return self.model.with_name("train_run.json")
-
-    @property
     def work_dir(self) -> Path:
         """Training checkpoints, for resuming."""
         return self.root / "checkpoints" / self.profile
@@ -187,7 +183,7 @@ def pipeline_flow(
                     paths.results(dataset, level),
                     run_params,
                 )
-        report_flow(paths.results_root, paths.lr_root, paths.train_run, paths.reports, run_params)
+        report_flow(paths.results_root, paths.lr_root, paths.model, paths.reports, run_params)
     return {"profile": params.profile, "crfs": params.data.crfs, "train_run": train_run, "report": str(paths.reports)}
 
 

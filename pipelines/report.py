@@ -1,4 +1,5 @@
-"""Stage `report`: tables, plots and visual strips from every evaluation; the sweep in MLflow."""
+"""Stage `report`: tables, plots and visual strips from every evaluation, attached to the model's
+training run in MLflow (under `report/`)."""
 
 from __future__ import annotations
 
@@ -10,29 +11,20 @@ from ftvsr import tracking
 from ftvsr.data import layout
 from ftvsr.data.published_results import TRAINING_SETS
 from ftvsr.errors import FTVSRError
-from ftvsr.evaluate import log_evaluation_mlflow, read_results
 from ftvsr.params import PARAMS_FILE, load_params
-from ftvsr.report import build_report
+from ftvsr.report import build_report, evaluation_conditions
 from pipelines._common import run_stage, stage_parser
 
 
 @task
-def log_sweep(result_dirs: dict[tuple[str, str], Path], train_run: Path, params_file: Path) -> str:
+def attach_report(model: Path, out: Path, params_file: Path) -> str | None:
+    """The report's files as artifacts of the model's training run; its id (None: no such run)."""
     params = load_params(params_file)
-    model_run = tracking.read_train_run(train_run).get("run_id")
-    return log_evaluation_mlflow(
-        {key: read_results(folder) for key, folder in result_dirs.items()},
-        tracking_uri=params.mlflow.tracking_uri,
-        experiment=params.mlflow.experiment,
-        artifact_location=params.mlflow.artifact_location,
-        sweep_name=f"evaluate-{params.profile}",
-        model_run_id=model_run,
-        params={"profile": params.profile, **params.evaluate.model_dump(mode="json")},
-    )
+    return tracking.log_report(params.mlflow, model, sorted(out.iterdir()))
 
 
 @flow(name="report")
-def report_flow(results: Path, bitrates: Path, train_run: Path, out: Path, params_file: Path = PARAMS_FILE) -> None:
+def report_flow(results: Path, bitrates: Path, model: Path, out: Path, params_file: Path = PARAMS_FILE) -> None:
     params = load_params(params_file)
     result_dirs, bitrate_tables = {}, {}
     for dataset in params.evaluate.datasets:
@@ -52,18 +44,19 @@ def report_flow(results: Path, bitrates: Path, train_run: Path, out: Path, param
         strips_dir=results,
         profile=params.profile,
         trained_on=TRAINING_SETS[params.data.source],
+        conditions=evaluation_conditions(params),
     )
-    log_sweep(result_dirs, train_run, params_file)
+    attach_report(model, out, params_file)
 
 
 def main() -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--results", type=Path, required=True, help="results/<profile>")
     parser.add_argument("--bitrates", type=Path, required=True, help="LR root holding each level's bitrate.csv")
-    parser.add_argument("--train-run", type=Path, required=True, help="train_run.json of the evaluated model")
+    parser.add_argument("--model", type=Path, required=True, help="the evaluated model (gets the report in MLflow)")
     parser.add_argument("--out", type=Path, required=True, help="reports/<profile>")
     args = parser.parse_args()
-    run_stage(lambda: report_flow(args.results, args.bitrates, args.train_run, args.out, args.params))
+    run_stage(lambda: report_flow(args.results, args.bitrates, args.model, args.out, args.params))
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def deployments(params_file: str | os.PathLike = PARAMS_FILE, root: str | os.Pat
         report_flow: {
             "results": str(paths.results_root),
             "bitrates": str(paths.lr_root),
-            "train_run": str(paths.train_run),
+            "model": str(paths.model),
             "out": str(paths.reports),
         },
     }

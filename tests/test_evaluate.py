@@ -11,24 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ftvsr.compare import EvalSet, compare_models
 from ftvsr.data.imresize import imresize
 from ftvsr.errors import FTVSRError
-from ftvsr.evaluate import (
-    ALL_CLIPS,
-    FRAME_COLUMNS,
-    EvalSet,
-    compare_models,
-    evaluate_set,
-    format_comparison,
-    log_evaluation_mlflow,
-    metrics_dict,
-    read_results,
-    resolve_protocol,
-    summarize,
-    write_results,
-)
+from ftvsr.evaluate import evaluate_set
 from ftvsr.io.frames import read_frame, write_clip
 from ftvsr.metrics import psnr, ssim
+from ftvsr.protocols import resolve_protocol
+from ftvsr.results import ALL_CLIPS, FRAME_COLUMNS, metrics_dict, read_results, summarize, write_results
 
 
 class GlobalMeanUpsampler(nn.Module):
@@ -325,68 +315,6 @@ def test_write_results_and_metrics_json(small_set, tmp_path):
 
 
 # --------------------------------------------------------------------------- MLflow and comparisons
-
-
-def _fake_results(dataset, crf, ftvsr_psnr, bicubic_psnr=25.0):
-    rows = []
-    for clip in ("a", "b"):
-        for frame in range(2):
-            rows.append((dataset, crf, "full", "ftvsr", clip, clip, frame, ftvsr_psnr, 0.8))
-            rows.append((dataset, crf, "full", "bicubic", clip, clip, frame, bicubic_psnr, 0.7))
-    return _frames(rows)
-
-
-def test_log_evaluation_mlflow_and_compare(tmp_path):
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(uri)
-    exp = client.create_experiment("train", artifact_location=str(tmp_path / "artifacts"))
-    training_run = client.create_run(exp, run_name="train-small").info.run_id
-    results = {
-        ("REDS4", "crf15"): _fake_results("REDS4", "crf15", 28.0),
-        ("REDS4", "crf35"): _fake_results("REDS4", "crf35", 26.0),
-    }
-    parent = log_evaluation_mlflow(
-        results,
-        tracking_uri=uri,
-        experiment="eval",
-        sweep_name="sweep-1",
-        model_run_id=training_run,
-        params={"evaluate": {"protocol": "full"}},
-        artifact_location=str(tmp_path / "artifacts"),
-    )
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        runs = mlflow.search_runs(experiment_names=["eval"])
-    finally:
-        mlflow.set_tracking_uri(previous)
-    assert len(runs) == 3
-    children = runs[runs["tags.mlflow.parentRunId"] == parent].sort_values("tags.crf")
-    assert list(children["tags.crf"]) == ["crf15", "crf35"]
-    assert list(children["tags.model_run_id"]) == [training_run] * 2
-    assert list(children["metrics.ftvsr_psnr"]) == pytest.approx([28.0, 26.0])
-    assert list(children["metrics.delta_psnr"]) == pytest.approx([3.0, 1.0])
-    assert list(children["metrics.bicubic_ssim"]) == pytest.approx([0.7, 0.7])
-    parent_row = runs[runs["run_id"] == parent].iloc[0]
-    assert parent_row["params.evaluate.protocol"] == "full"
-    assert parent_row["metrics.REDS4.crf35.ftvsr_psnr"] == pytest.approx(26.0)
-    assert parent_row["status"] == "FINISHED"
-
-    # compare: by sweep id, and by the training run the evaluations are tagged with
-    table = compare_models([parent, training_run], labels=["sweep", "trained"], tracking_uri=uri)
-    assert len(table) == 4
-    assert set(table["model"]) == {"sweep", "trained"}
-    row = table[(table["model"] == "trained") & (table["crf"] == "crf15")].iloc[0]
-    assert row["psnr"] == pytest.approx(28.0) and row["delta_psnr"] == pytest.approx(3.0)
-    text = format_comparison(table)
-    assert "28.00/0.8000 (+3.00)" in text
-    with pytest.raises(FTVSRError, match="no MLflow run"):
-        compare_models(["0123456789abcdef"], tracking_uri=uri)
-    with pytest.raises(FTVSRError, match="not a checkpoint file"):
-        compare_models(["missing.pt"])
 
 
 def test_compare_checkpoints(tmp_path):

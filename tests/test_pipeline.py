@@ -3,8 +3,10 @@ profile (real DVC, Prefect, MLflow, ffmpeg, LMDB; training as 2 DDP processes la
 train stage), then what a user does next:
 
 - settings that change no result (workers, threads, intervals, the device, MLflow) re-run nothing;
-- an ablation of a data setting and back: the way back is restored from DVC's run-cache (all but
-  the report, which git keeps);
+- the README's CRF ablation recipe, line by line: an experiment in the workspace and a queued one
+  (run in a temporary copy), compared in `dvc exp show` and in MLflow, whose store is the
+  project's for both;
+- back to the first settings: restored from DVC's run-cache (all but the report, which git keeps);
 - the stages whose outputs could drift (LR, H.264, LMDB, the model) re-run from scratch give
   the same dvc.lock: identical inputs, identical hashes;
 - an invalid param is one line.
@@ -13,12 +15,15 @@ train stage), then what a user does next:
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
+import subprocess
 import time
 
 import pytest
 import yaml
-from dvc_project import dvc, project_copy, read_params, write_params
+from dvc_project import ROOT, dvc, project_copy, read_params, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +77,35 @@ def _set(project, override: dict) -> None:
     write_params(project, merge(read_params(project), override))
 
 
-def test_dvc_repro_end_to_end_then_nothing_then_an_ablation_and_back(tmp_path, prefect_api_url):
+def _git(project, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def _readme_recipe() -> list[list[str]]:
+    """The `dvc` lines of the README's CRF ablation recipe (the code block after its marker)."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- the CRF ablation recipe.*?-->\s*```bash\n(.*?)```", readme, re.S)
+    assert block, "README.md lost its CRF ablation recipe"
+    lines = [shlex.split(line, comments=True) for line in block.group(1).splitlines()]
+    return [words for words in lines if words and words[0] == "dvc"]
+
+
+def _training_runs(client, experiment_id: str) -> list:
+    return client.search_runs([experiment_id], "tags.stage = 'train'")
+
+
+def _evaluation_runs(client, experiment_id: str, training) -> list[str]:
+    nested = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{training.info.run_id}'")
+    return sorted(run.info.run_name for run in nested)
+
+
+def test_dvc_repro_end_to_end_then_nothing_then_the_readme_ablation_and_back(tmp_path, prefect_api_url):
     project = project_copy(tmp_path / "project", "sample", TINY)
     first = dvc(project, "repro", api_url=prefect_api_url)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
@@ -91,15 +124,23 @@ def test_dvc_repro_end_to_end_then_nothing_then_an_ablation_and_back(tmp_path, p
     assert "Bicubic" in report and "CRF 25" in report
     assert (project / "reports/sample/strips/strip_crf25.png").stat().st_size > 0
 
-    # MLflow holds the training run (with its loss curve, from 2 processes) and the evaluation sweep.
+    # MLflow: the training run (loss curve from 2 processes, the registered model, the report) with
+    # the evaluation's means, and its evaluation runs nested under it.
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("ftvsr-sample").experiment_id])
-    train_run = next(run for run in runs if run.info.run_name.startswith("train"))
-    assert len(client.get_metric_history(train_run.info.run_id, "loss")) >= 2
-    assert train_run.data.params.get("world_size") == "2"
-    assert sum(run.data.tags.get("model_run_id") == train_run.info.run_id for run in runs) >= 2
+    experiment_id = client.get_experiment_by_name("ftvsr-sample").experiment_id
+    (baseline,) = _training_runs(client, experiment_id)
+    assert len(client.get_metric_history(baseline.info.run_id, "loss")) >= 2
+    assert baseline.data.params.get("world_size") == "2"
+    assert {"carphone.raw.delta_psnr", "carphone.crf25.ftvsr_psnr", "carphone.crf25.bicubic_ssim"} <= set(
+        baseline.data.metrics
+    )
+    assert [int(v.version) for v in client.search_model_versions("name = 'ftvsr-sample'")] == [1]
+    assert {"report/results.md", "report/strips"} <= {
+        a.path for a in client.list_artifacts(baseline.info.run_id, "report")
+    }
+    assert _evaluation_runs(client, experiment_id, baseline) == ["eval-carphone-crf25", "eval-carphone-raw"]
     lock, shipped = (project / "dvc.lock").read_text(), read_params(project)
 
     second = dvc(project, "repro", api_url=prefect_api_url)
@@ -110,22 +151,50 @@ def test_dvc_repro_end_to_end_then_nothing_then_an_ablation_and_back(tmp_path, p
     status = dvc(project, "status")
     assert "Data and pipelines are up to date" in status.stdout, status.stdout
     assert "Running stage" not in dvc(project, "repro", api_url=prefect_api_url).stdout
+    write_params(project, shipped)
 
-    # An ablation of a data setting runs what depends on it; switching back restores from the run-cache.
-    _set(project, {"data": {"compress": {"preset": "veryfast"}}})
-    ablation = dvc(project, "repro", api_url=prefect_api_url)
-    assert ablation.returncode == 0, ablation.stdout[-4000:] + ablation.stderr[-4000:]
-    assert _ran(ablation) == list(STAGES[2:])
-    _set(project, {"data": {"compress": {"preset": "medium"}}})
+    # The README's CRF ablation recipe, as written there: an experiment here and a queued one.
+    _git(project, "config", "user.name", "t")  # experiments are git commits
+    _git(project, "config", "user.email", "t@t")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-qm", "baseline")
+    for command in _readme_recipe():
+        done = dvc(project, *command[1:], api_url=prefect_api_url)
+        assert done.returncode == 0, f"{shlex.join(command)}\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
+    experiments = {
+        exp["name"]: exp["data"]
+        for row in shown
+        for entry in row.get("experiments") or []
+        for exp in entry.get("revs", [])
+        if exp.get("name")
+    }
+    assert {"raw-only", "crf25-only"} <= set(experiments)
+    for name in ("raw-only", "crf25-only"):
+        metrics = experiments[name]["metrics"]["results/sample/carphone/25/metrics.json"]["data"]
+        assert "delta_psnr" in metrics, name
+    runs = {run.data.tags.get("dvc_experiment"): run for run in _training_runs(client, experiment_id)}
+    assert set(runs) == {None, "raw-only", "crf25-only"}  # the queued one too: the project's store
+    assert runs["raw-only"].data.params["train.crf_levels"] == '["raw"]'
+    assert runs["crf25-only"].data.params["train.crf_levels"] == "[25]"
+    for run in runs.values():
+        assert {"carphone.raw.delta_psnr", "carphone.crf25.delta_psnr"} <= set(run.data.metrics)
+        assert len(_evaluation_runs(client, experiment_id, run)) == 2  # nested, and never twice
+    assert runs["crf25-only"].data.tags["dvc_baseline"] == _git(project, "rev-parse", "HEAD")
+    assert not list((project / ".dvc" / "tmp").rglob("mlflow.db"))  # nothing went into the temporary copy
+
+    # Back to the first settings: restored from the run-cache, the same dvc.lock.
+    write_params(project, shipped)
     started = time.monotonic()
     back = dvc(project, "repro", api_url=prefect_api_url)
     restore_s = time.monotonic() - started
     assert back.returncode == 0, back.stdout[-4000:] + back.stderr[-4000:]
     # The report's outputs are kept by git, not DVC's cache: it alone is made again (seconds).
     assert _ran(back) == ["report"], back.stdout
-    assert all(f"Stage '{stage}' is cached - skipping run" in back.stdout for stage in STAGES[2:-1]), back.stdout
+    assert all(f"Stage '{stage}' is cached - skipping run" in back.stdout for stage in STAGES[4:-1]), back.stdout
     assert restore_s < 120, f"restoring from the run-cache took {restore_s:.0f} s"
     assert yaml.safe_load((project / "dvc.lock").read_text()) == yaml.safe_load(lock)
+    assert len(_training_runs(client, experiment_id)) == 3
 
     # Identical inputs, identical hashes: the stages that could drift, re-run from scratch (with the
     # first run's settings: the loss curve's sampling follows train.log_every).

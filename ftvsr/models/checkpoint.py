@@ -162,7 +162,7 @@ def save_model(model: FTVSR, path: str | os.PathLike, metadata: Mapping | None =
     Its bytes depend only on the model and `metadata`, not on the path or the time
     (`model_bytes`): identical training runs give identical files, and DVC hashes that repeat.
     So `metadata` must hold nothing that changes from run to run (a run id, a date, a host, an
-    absolute path); such things belong in the run's record (`train_run.json`), not here.
+    absolute path); such things belong in the MLflow run, which records the file's hash.
     """
     path = Path(path)
     write_bytes_atomic(path, model_bytes(model, metadata))

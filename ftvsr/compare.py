@@ -1,0 +1,189 @@
+"""Several models on the same evaluation, side by side (`ftvsr compare`): ablations.
+
+A model is either one of our checkpoints, evaluated here, or an MLflow training run whose
+evaluations (`ftvsr.tracking.log_evaluation`) are read back from the tracking store.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ftvsr import tracking
+from ftvsr.errors import FTVSRError
+from ftvsr.evaluate import evaluate_set
+from ftvsr.results import overall_means
+
+if TYPE_CHECKING:
+    import torch
+
+    from ftvsr.params import MlflowSettings
+
+COMPARISON_COLUMNS = ["model", "source", "dataset", "crf", "protocol", "psnr", "ssim", "delta_psnr", "delta_ssim"]
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One test set at one compression level: where its LR input and GT frames are."""
+
+    dataset: str
+    crf: str
+    lq_dir: Path
+    gt_dir: Path
+
+
+def _evaluation_runs(client: Any, run_id: str) -> list:
+    """The evaluation runs behind `run_id`: a training run's nested evaluations, or the run itself."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise FTVSRError(f"no MLflow run with id {run_id!r} in the tracking store") from None
+    if run.data.tags.get(tracking.STAGE_TAG) == "evaluate":
+        return [run]
+    children = client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.{tracking.PARENT_RUN_TAG} = '{run_id}' and tags.{tracking.STAGE_TAG} = 'evaluate'",
+    )
+    if not children:
+        raise FTVSRError(f"MLflow run {run_id} has no evaluation runs (run the evaluate stages on its model)")
+    return sorted(children, key=lambda r: (r.data.tags.get("dataset", ""), r.data.tags.get("level", "")))
+
+
+def _rows_from_mlflow(client: Any, run_id: str, label: str) -> list[dict]:
+    rows = []
+    for run in _evaluation_runs(client, run_id):
+        metrics, tags = run.data.metrics, run.data.tags
+        rows.append(
+            {
+                "model": label,
+                "source": f"mlflow:{run_id}",
+                "dataset": tags.get("dataset", ""),
+                "crf": tags.get("level", ""),
+                "protocol": tags.get("protocol", ""),
+                "psnr": metrics.get("ftvsr_psnr", math.nan),
+                "ssim": metrics.get("ftvsr_ssim", math.nan),
+                "delta_psnr": metrics.get("delta_psnr", math.nan),
+                "delta_ssim": metrics.get("delta_ssim", math.nan),
+            }
+        )
+    return rows
+
+
+def compare_models(
+    entries: Iterable[str | os.PathLike],
+    sets: Sequence[EvalSet] = (),
+    *,
+    labels: Sequence[str] | None = None,
+    mlflow: MlflowSettings | None = None,
+    protocol: str = "full",
+    convert_to_y: bool | None = None,
+    crop_border: int = 0,
+    chunk: int | None = None,
+    tile: int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> pd.DataFrame:
+    """A table of several models on the same evaluation, for ablations (`ftvsr compare`).
+
+    Each entry is either the path of one of our checkpoints (`FTVSR.from_checkpoint`), evaluated
+    here on every set of `sets`, or an MLflow run id (needs `mlflow`, the settings of the
+    tracking store): a training run, whose nested evaluation runs are read, or one evaluation
+    run. Bicubic on each set is computed once for the deltas of checkpoint entries.
+
+    Returns one row per (model, dataset, crf): model, source, dataset, crf, protocol, psnr, ssim,
+    delta_psnr, delta_ssim (FTVSR minus bicubic).
+    """
+    names = [str(e) for e in entries]
+    if not names:
+        raise FTVSRError("compare: no models given")
+    labels = list(labels) if labels is not None else [Path(e).stem if Path(e).is_file() else e for e in names]
+    if len(labels) != len(names):
+        raise FTVSRError(f"compare: {len(names)} models but {len(labels)} labels")
+    settings: dict[str, Any] = dict(
+        protocol=protocol, convert_to_y=convert_to_y, crop_border=crop_border, progress=progress
+    )
+    bicubic_cache: dict[tuple[str, str], pd.Series] = {}
+    rows: list[dict] = []
+    client = None
+    for entry, label in zip(names, labels, strict=True):
+        if Path(entry).is_file():
+            if not sets:
+                raise FTVSRError(f"compare: checkpoint {entry} needs evaluation sets to run on")
+            from ftvsr.models import FTVSR
+
+            model = FTVSR.from_checkpoint(entry).eval()
+            for s in sets:
+                key = (s.dataset, s.crf)
+                if key not in bicubic_cache:
+                    base = evaluate_set(
+                        s.lq_dir, s.gt_dir, methods=("bicubic",), dataset=s.dataset, crf=s.crf, **settings
+                    )
+                    bicubic_cache[key] = overall_means(base).iloc[0]
+                ours = overall_means(
+                    evaluate_set(
+                        s.lq_dir,
+                        s.gt_dir,
+                        model=model,
+                        methods=("ftvsr",),
+                        dataset=s.dataset,
+                        crf=s.crf,
+                        chunk=chunk,
+                        tile=tile,
+                        device=device,
+                        **settings,
+                    )
+                ).iloc[0]
+                base = bicubic_cache[key]
+                rows.append(
+                    {
+                        "model": label,
+                        "source": entry,
+                        "dataset": s.dataset,
+                        "crf": s.crf,
+                        "protocol": ours["protocol"],
+                        "psnr": ours["psnr"],
+                        "ssim": ours["ssim"],
+                        "delta_psnr": ours["psnr"] - base["psnr"],
+                        "delta_ssim": ours["ssim"] - base["ssim"],
+                    }
+                )
+        elif mlflow is not None:
+            client = client or tracking.client_for(mlflow)[0]
+            rows += _rows_from_mlflow(client, entry, label)
+        else:
+            raise FTVSRError(
+                f"compare: {entry} is not a checkpoint file (and no MLflow tracking URI was given "
+                "to look it up as a run id)"
+            )
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def format_comparison(table: pd.DataFrame) -> str:
+    """Markdown of a `compare_models` table: one row per model, one column per (dataset, crf), PSNR/SSIM (Δ PSNR)."""
+    if table.empty:
+        return "(no results)\n"
+    columns = list(dict.fromkeys(zip(table["dataset"], table["crf"], strict=True)))
+    header = "| model | " + " | ".join(f"{d} {c}" for d, c in columns) + " |"
+    lines = [header, "|" + "---|" * (len(columns) + 1)]
+    for model, rows in table.groupby("model", sort=False):
+        cells = []
+        for d, c in columns:
+            hit = rows[(rows["dataset"] == d) & (rows["crf"] == c)]
+            if hit.empty:
+                cells.append("–")
+                continue
+            r = hit.iloc[0]
+            cell = f"{r['psnr']:.2f}/{r['ssim']:.4f}"
+            if math.isfinite(r["delta_psnr"]):
+                cell += f" ({r['delta_psnr']:+.2f})"
+            cells.append(cell)
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
