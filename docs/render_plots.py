@@ -70,8 +70,9 @@ def render(project: Path, template: Path, out: Path, diff: list[str] | None, tar
     return out / "index.html"
 
 
-def screenshot(page: Path, png: Path, chromium: str, size: str) -> Path:
-    """Headless Chromium's rendering of `page` into `png`, with everything that would reach the network off."""
+def screenshot(page: Path | str, png: Path, chromium: str, size: str, wait_ms: int = 10000) -> Path:
+    """Headless Chromium's rendering of `page` (a file or a URL) into `png`, with everything that
+    would reach the network off; `wait_ms` of page time let scripts finish drawing."""
     binary = shutil.which(chromium) or chromium
     with tempfile.TemporaryDirectory() as profile:
         command = [
@@ -87,8 +88,8 @@ def screenshot(page: Path, png: Path, chromium: str, size: str) -> Path:
             f"--user-data-dir={profile}",
             f"--screenshot={png.resolve()}",
             f"--window-size={size}",
-            "--virtual-time-budget=10000",  # lets vega-embed finish drawing before the capture
-            page.resolve().as_uri(),
+            f"--virtual-time-budget={wait_ms}",  # lets vega-embed (or an app) finish drawing before the capture
+            page if isinstance(page, str) else page.resolve().as_uri(),
         ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if done.returncode != 0 or not png.is_file():

@@ -412,7 +412,10 @@ def log_model(model: Any, *, registered_name: str, model_sha256: str) -> str | N
     import mlflow
     import torch
 
-    run_id = mlflow.active_run().info.run_id
+    active = mlflow.active_run()
+    if active is None:
+        raise FTVSRError("log_model: no active MLflow run to log the model in")
+    run_id = active.info.run_id
     client = mlflow.MlflowClient()
     registered = client.search_model_versions(f"run_id = '{run_id}'")
     if any(version.tags.get(MODEL_SHA_TAG) == model_sha256 for version in registered):

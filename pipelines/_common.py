@@ -15,6 +15,14 @@ Skipping finished work: one mechanism, the files
 Tasks cache nothing in Prefect. Retries are for transient failures only: an ``OSError`` (disk,
 network file system, a pipe to ffmpeg) is retried; an FTVSRError is bad input and fails at once
 with its one line.
+
+In the Prefect UI
+-----------------
+- Flow runs are named after the DVC stage (`stage_flow_run_name`): ``compress@25``,
+  ``evaluate@carphone-raw``, with `` [exp NAME]`` under ``dvc exp run``.
+- The library's log records (``ftvsr.*``) join the logs of the flow or task run that emits them
+  (`send_library_logs_to_prefect`, done on import).
+- Results are artifacts: `publish_table`, `publish_markdown`, `publish_link`.
 """
 
 from __future__ import annotations
@@ -27,18 +35,25 @@ import importlib
 import inspect
 import json
 import logging
+import math
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar, get_args
+from uuid import UUID
 
+import httpx
 from prefect import Task, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ParameterTypeError
 from prefect.futures import as_completed
+from prefect.logging.handlers import APILogHandler
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from pydantic import Field
 
@@ -70,6 +85,132 @@ class _NoTracebackForUserErrors(logging.Filter):
 
 for _name in ("prefect.flow_runs", "prefect.task_runs"):
     logging.getLogger(_name).addFilter(_NoTracebackForUserErrors())
+
+
+# --------------------------------------------------------------------------- the Prefect UI
+
+LIBRARY_LOGGER = "ftvsr"
+DVC_STAGE_ENV = "DVC_STAGE"  # set by DVC for every stage command it runs: ``compress@25``
+DVC_EXP_NAME_ENV = "DVC_EXP_NAME"  # set by ``dvc exp run`` (its -n, else a name DVC draws)
+
+log = logging.getLogger(__name__)
+
+
+def in_a_run() -> bool:
+    """True inside a flow or task run (the API files logs and artifacts under their run)."""
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
+class _InsideARun(logging.Filter):
+    """The library also runs outside Prefect (the `ftvsr` CLI, tests): no run, nothing to send."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return in_a_run()
+
+
+def send_library_logs_to_prefect() -> None:
+    """Send the library's log records (``ftvsr.*``) to the Prefect API, into the logs of the flow or
+    task run that emits them, at Prefect's level (``PREFECT_LOGGING_LEVEL``, INFO by default).
+
+    What ``PREFECT_LOGGING_EXTRA_LOGGERS=ftvsr`` would do, had it been set before Prefect was
+    imported, and more: that setting alone passes only warnings, since the ``ftvsr`` logger
+    inherits the root logger's WARNING. Idempotent; a level set on ``ftvsr`` is kept.
+    """
+    library = logging.getLogger(LIBRARY_LOGGER)
+    if not any(isinstance(handler, APILogHandler) for handler in library.handlers):
+        handler = APILogHandler()
+        handler.addFilter(_InsideARun())
+        library.addHandler(handler)
+    if library.level == logging.NOTSET:
+        library.setLevel(logging.getLogger("prefect.extra").getEffectiveLevel())
+
+
+send_library_logs_to_prefect()
+
+
+def stage_run_name(stage: str) -> str:
+    """A flow run's name: the DVC stage running it (``DVC_STAGE``), else `stage`, the name that
+    dvc.yaml gives it (``compress@25``); `` [exp NAME]`` appended under ``dvc exp run``."""
+    name = os.environ.get(DVC_STAGE_ENV) or stage
+    experiment = os.environ.get(DVC_EXP_NAME_ENV)
+    return f"{name} [exp {experiment}]" if experiment else name
+
+
+def stage_flow_run_name(template: str) -> Callable[[], str]:
+    """``@flow(flow_run_name=...)``: `stage_run_name` of `template` formatted with the run's parameters.
+
+    ``stage_flow_run_name("compress@{crf}")`` names a run ``compress@25``; evaluated when the run
+    starts, so a subflow of `ftvsr-pipeline` and a run from `ftvsr serve` get the same names.
+    """
+
+    def name() -> str:
+        context = FlowRunContext.get()
+        return stage_run_name(template.format(**((context and context.parameters) or {})))
+
+    return name
+
+
+_NOT_IN_KEY = re.compile(r"[^a-z0-9]+")
+
+
+def artifact_key(*parts: object) -> str:
+    """A valid artifact key (lowercase letters, digits, dashes) made of `parts`:
+    ``artifact_key("evaluate", "carphone", 35)`` is ``"evaluate-carphone-35"``. Artifacts of one
+    key are one series in the UI's Artifacts page, its latest first."""
+    words = (_NOT_IN_KEY.sub("-", str(part).lower()).strip("-") for part in parts)
+    key = "-".join(word for word in words if word)
+    if not key:
+        raise ValueError(f"no artifact key can be made of {parts!r}")
+    return key
+
+
+def _cell(value: Any) -> Any:
+    """A table cell as JSON the UI can read: numpy scalars as numbers, paths as text, NaN empty, inf as text."""
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
+        value = value.item()  # numpy / torch scalars
+    if isinstance(value, float):
+        return None if math.isnan(value) else value if math.isfinite(value) else str(value)
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
+
+
+def _rows(table: Any) -> list[dict[str, Any]]:
+    """A pandas DataFrame, rows (mappings) or columns (a mapping of lists) as rows of plain cells."""
+    if hasattr(table, "to_dict") and hasattr(table, "columns"):  # a DataFrame, without importing pandas
+        table = table.to_dict(orient="records")
+    elif isinstance(table, Mapping):
+        columns = {str(name): list(values) for name, values in table.items()}
+        table = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    return [{str(name): _cell(value) for name, value in row.items()} for row in table]
+
+
+def _publish(kind: str, key: str, create: Callable[..., Any], **arguments: Any) -> UUID | None:
+    """`create` the artifact inside a run (none outside one); an unreachable API is a warning, not a failure."""
+    if not in_a_run():
+        return None
+    try:
+        return create(key=artifact_key(key), **arguments)
+    except httpx.HTTPError as err:  # the results are on disk; the stage must not fail for its UI copy
+        log.warning("could not publish the %s artifact %r: %s", kind, key, err)
+        return None
+
+
+def publish_table(key: str, table: Any, description: str | None = None) -> UUID | None:
+    """Show `table` (a DataFrame, rows as mappings, or a mapping of columns) as a table artifact of
+    the current run; its id, or None outside a run. `key` is made valid by `artifact_key`."""
+    return _publish("table", key, create_table_artifact, table=_rows(table), description=description)
+
+
+def publish_markdown(key: str, markdown: str, description: str | None = None) -> UUID | None:
+    """Show `markdown` (e.g. a report) as a markdown artifact of the current run; its id, or None outside a run."""
+    return _publish("markdown", key, create_markdown_artifact, markdown=markdown, description=description)
+
+
+def publish_link(key: str, url: str, text: str | None = None, description: str | None = None) -> UUID | None:
+    """Show a link to `url` (e.g. the MLflow run) as a link artifact of the current run; its id, or None
+    outside a run."""
+    return _publish("link", key, create_link_artifact, link=url, link_text=text, description=description)
 
 
 # --------------------------------------------------------------------------- command line

@@ -1,6 +1,7 @@
 """Stage `compress@CRF`: every raw-LR clip through H.264 at one CRF, decoded back to frames, one task per clip.
 
-Each set folder also gets its ``bitrate.csv``. Tasks, retries and caching: see `pipelines/_common.py`.
+Each set folder also gets its ``bitrate.csv``; the Prefect UI shows the clips' bitrates as the
+table artifact ``compress-<profile>-<crf>``. Tasks, retries and caching: see `pipelines/_common.py`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from ftvsr.params import PARAMS_FILE, CompressSettings, Crf, load_params
 from pipelines._common import (
     TaskRunnerKind,
     Workers,
+    artifact_key,
     make_task_runner,
+    publish_table,
     run_stage,
     run_tasks,
+    stage_flow_run_name,
     stage_key,
     stage_output,
     stage_parser,
@@ -39,7 +43,7 @@ def compress_clip(clip: str, src_clip: Path, dst: Path, crf: int, settings: Comp
     return ftvsr.data.compress.compress_clip_folder(src_clip, dst, crf, **options)
 
 
-@flow(name="compress")
+@flow(name="compress", flow_run_name=stage_flow_run_name("compress@{crf}"))
 def compress_flow(
     src: Path,
     dst: Path,
@@ -49,7 +53,8 @@ def compress_flow(
     workers: Workers | None = None,
 ) -> dict[str, float]:
     """Compress every clip of ``src/{train,test/<dataset>}`` at `crf` into `dst`; ``{"<set>/<clip>": kbit/s}``."""
-    data = load_params(params_file).data
+    params = load_params(params_file)
+    data = params.data
     ftvsr.data.compress.check_crf(crf)
     runner = make_task_runner(task_runner, data.workers if workers is None else workers)
     sets = {folder: ftvsr.data.degrade.set_clips(src / folder) for folder in layout.set_folders(src)}
@@ -69,7 +74,28 @@ def compress_flow(
         stats = run_tasks(runner, compress_clip, jobs)
         for folder, clips in sets.items():
             ftvsr.data.compress.write_bitrate_table(work / folder, clips)
+    publish_bitrates(params.profile, crf, data.compress, stats)
     return {name: clip_stats.bitrate_kbps for name, clip_stats in stats.items()}
+
+
+def publish_bitrates(profile: str, crf: int, settings: CompressSettings, stats: dict[str, ClipStats]) -> None:
+    """The clips' bitrates at `crf` as the table artifact ``compress-<profile>-<crf>`` (one key per CRF)."""
+    rows = [
+        {
+            "clip": name,
+            "frames": clip.frames,
+            "size": f"{clip.width}x{clip.height}",
+            "kbit/s": round(clip.bitrate_kbps, 1),
+            "PSNR dB": round(clip.psnr_db, 2),
+            "bytes": clip.bytes,
+        }
+        for name, clip in stats.items()
+    ]
+    description = (
+        f"H.264 at CRF {crf} ({settings.codec}, preset {settings.preset}, {settings.pix_fmt}, {settings.fps:g} fps): "
+        "each clip's bitrate, and the PSNR of its decoded frames against the raw LR"
+    )
+    publish_table(artifact_key("compress", profile, crf), rows, description)
 
 
 def main() -> None:

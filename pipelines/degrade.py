@@ -23,6 +23,7 @@ from pipelines._common import (
     make_task_runner,
     run_stage,
     run_tasks,
+    stage_flow_run_name,
     stage_key,
     stage_output,
     stage_parser,
@@ -42,7 +43,7 @@ def degrade_clip(clip: str, src_clip: Path, dst_clip: Path, method: str, scale: 
     return ftvsr.data.degrade.degrade_clip(src_clip, dst_clip, method=method, scale=scale)
 
 
-@flow(name="degrade")
+@flow(name="degrade", flow_run_name=stage_flow_run_name("degrade"))
 def degrade_flow(
     src: Path,
     dst: Path,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from prefect import flow
 
 from ftvsr import tracking
@@ -18,7 +19,7 @@ from ftvsr.inference import resolve_device
 from ftvsr.models import load_model
 from ftvsr.params import NON_RESULT_KEYS, PARAMS_FILE, EvaluateSettings, load_params
 from ftvsr.results import level_label, level_summary, overall_means, read_results
-from pipelines._common import run_stage, stage_parser, stage_task
+from pipelines._common import artifact_key, publish_table, run_stage, stage_flow_run_name, stage_parser, stage_task
 
 # What identifies one evaluation besides the model, dataset and level: the settings that change its numbers.
 EVALUATION_KEY_EXCLUDES = {"datasets", "levels"} | {
@@ -57,12 +58,18 @@ def record_task(
     )
 
 
-@flow(name="evaluate")
+@flow(name="evaluate", flow_run_name=stage_flow_run_name("evaluate@{dataset}-{level}"))
 def evaluate_flow(
     weights: Path, lr: Path, gt: Path, dataset: str, level: str, out: Path, params_file: Path = PARAMS_FILE
 ) -> dict:
-    result = evaluate_task(weights, lr, gt, dataset, level, out, load_params(params_file).evaluate)
+    params = load_params(params_file)
+    result = evaluate_task(weights, lr, gt, dataset, level, out, params.evaluate)
     record_task(weights, lr, gt, dataset, level, out, params_file)
+    publish_table(
+        artifact_key("evaluate", params.profile, dataset, level),
+        pd.read_csv(out / "clips.csv"),
+        f"{dataset} at {level_label(level)}: PSNR / SSIM of FTVSR and bicubic per clip ({out / 'clips.csv'})",
+    )
     return result
 
 

@@ -30,6 +30,7 @@ from pipelines._common import (
     make_task_runner,
     run_stage,
     run_tasks,
+    stage_flow_run_name,
     stage_key,
     stage_output,
     stage_parser,
@@ -74,7 +75,7 @@ def fetch_pretrained_spynet(params: Params, downloads: Path) -> Path | None:
     return ftvsr.data.arrange.place_file(fetched, target)
 
 
-@flow(name="fetch")
+@flow(name="fetch", flow_run_name=stage_flow_run_name("fetch"))
 def fetch_flow(
     out: Path,
     params_file: Path = PARAMS_FILE,

@@ -18,6 +18,7 @@ from pipelines._common import (
     make_task_runner,
     run_stage,
     run_tasks,
+    stage_flow_run_name,
     stage_key,
     stage_output,
     stage_parser,
@@ -33,7 +34,7 @@ def pack_set(name: str, src: Path, dst: Path) -> str:
     return str(dst)
 
 
-@flow(name="pack")
+@flow(name="pack", flow_run_name=stage_flow_run_name("pack"))
 def pack_flow(
     hr: Path,
     lr: Path,

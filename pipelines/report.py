@@ -13,7 +13,14 @@ from ftvsr.data.published_results import TRAINING_SETS
 from ftvsr.errors import FTVSRError
 from ftvsr.params import PARAMS_FILE, load_params
 from ftvsr.report import build_report, evaluation_conditions
-from pipelines._common import run_stage, stage_parser
+from pipelines._common import (
+    artifact_key,
+    publish_link,
+    publish_markdown,
+    run_stage,
+    stage_flow_run_name,
+    stage_parser,
+)
 
 
 @task
@@ -23,7 +30,7 @@ def attach_report(model: Path, out: Path, params_file: Path) -> str | None:
     return tracking.log_report(params.mlflow, model, sorted(out.iterdir()))
 
 
-@flow(name="report")
+@flow(name="report", flow_run_name=stage_flow_run_name("report"))
 def report_flow(results: Path, bitrates: Path, model: Path, out: Path, params_file: Path = PARAMS_FILE) -> None:
     params = load_params(params_file)
     result_dirs, bitrate_tables = {}, {}
@@ -46,7 +53,20 @@ def report_flow(results: Path, bitrates: Path, model: Path, out: Path, params_fi
         trained_on=TRAINING_SETS[params.data.source],
         conditions=evaluation_conditions(params),
     )
-    attach_report(model, out, params_file)
+    training_run = attach_report(model, out, params_file)
+    publish_markdown(
+        artifact_key("report", params.profile),
+        (out / "results.md").read_text(),
+        f"profile {params.profile}: {out / 'results.md'}",
+    )
+    if training_run is not None:
+        _, experiment_id = tracking.client_for(params.mlflow)
+        publish_link(
+            artifact_key("mlflow", params.profile),
+            tracking.run_url(params.mlflow, training_run, experiment_id),
+            f"the model's training run {training_run}",
+            "training, its evaluations (nested runs) and this report in MLflow",
+        )
 
 
 def main() -> None:

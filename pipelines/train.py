@@ -14,7 +14,7 @@ from prefect import flow
 
 from ftvsr.launch import run_training
 from ftvsr.params import PARAMS_FILE
-from pipelines._common import positive_int, run_stage, stage_parser, stage_task
+from pipelines._common import positive_int, run_stage, stage_flow_run_name, stage_parser, stage_task
 
 
 @stage_task("train {out}")
@@ -23,7 +23,7 @@ def train_model(lmdb: Path, out: Path, work_dir: Path, params_file: Path, nproc:
     return run_training(params_file, lmdb, out, work_dir, nproc=nproc)
 
 
-@flow(name="train")
+@flow(name="train", flow_run_name=stage_flow_run_name("train"))
 def train_flow(
     lmdb: Path, out: Path, work_dir: Path, params_file: Path = PARAMS_FILE, nproc: int | None = None
 ) -> str | None:

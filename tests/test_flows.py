@@ -286,7 +286,7 @@ def test_stage_paths_agree_with_dvc_yaml():
         "report": {
             "--results": p.results_root,
             "--bitrates": p.lr_root,
-            "--train-run": p.train_run,
+            "--model": p.model,
             "--out": p.reports,
         },
     }
@@ -306,10 +306,7 @@ def test_stage_paths_agree_with_dvc_yaml():
         }
         assert options == expected[name], name
     train_outs = [next(iter(o)) if isinstance(o, dict) else o for o in stages["train"]["outs"]]
-    # train_run.json holds an MLflow run id: written by the stage, but never hashed by DVC (the
-    # same inputs must give the same dvc.lock)
     assert [Path(o.replace("${profile}", "PROFILE")) for o in train_outs] == [p.model]
-    assert p.train_run.parent == p.model.parent
     assert os.fspath(p.model) == "models/PROFILE/ftvsr.pth"
 
 

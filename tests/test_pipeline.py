@@ -96,6 +96,14 @@ def _readme_recipe() -> list[list[str]]:
     return [words for words in lines if words and words[0] == "dvc"]
 
 
+def _prefect(api_url: str, kind: str, query: dict) -> list[dict]:
+    import httpx
+
+    answer = httpx.post(f"{api_url}/{kind}/filter", json={**query, "limit": 200}, timeout=30)
+    answer.raise_for_status()
+    return answer.json()
+
+
 def _training_runs(client, experiment_id: str) -> list:
     return client.search_runs([experiment_id], "tags.stage = 'train'")
 
@@ -182,6 +190,16 @@ def test_dvc_repro_end_to_end_then_nothing_then_the_readme_ablation_and_back(tmp
         assert len(_evaluation_runs(client, experiment_id, run)) == 2  # nested, and never twice
     assert runs["crf25-only"].data.tags["dvc_baseline"] == _git(project, "rev-parse", "HEAD")
     assert not list((project / ".dvc" / "tmp").rglob("mlflow.db"))  # nothing went into the temporary copy
+
+    # The Prefect UI: flow runs named after the DVC stage and experiment, results as artifacts.
+    wanted = ["evaluate@carphone-25", "report", "evaluate@carphone-raw [exp raw-only]", "train [exp crf25-only]"]
+    flow_runs = _prefect(prefect_api_url, "flow_runs", {"flow_runs": {"name": {"any_": wanted}}})
+    assert {run["name"] for run in flow_runs} == set(wanted)
+    keys = ["evaluate-sample-carphone-25", "report-sample", "mlflow-sample"]
+    artifacts = _prefect(prefect_api_url, "artifacts", {"artifacts": {"key": {"any_": keys}}})
+    assert {artifact["key"] for artifact in artifacts} == set(keys)
+    link = next(a for a in artifacts if a["key"] == "mlflow-sample")
+    assert runs[None].info.run_id in link["data"] or any(run.info.run_id in link["data"] for run in runs.values())
 
     # Back to the first settings: restored from the run-cache, the same dvc.lock.
     write_params(project, shipped)

@@ -157,7 +157,9 @@ def test_prefect_server_runs_a_served_deployment_and_rejects_invalid_parameters(
             for name in ("train/a", "train/b", "test/set1/c"):
                 assert len(list_frames(dst / name)) == 3
             with get_client(sync_client=True) as client:
-                assert client.read_flow_run(run.id).parameters["params_file"] == str(tiny_project["params"])
+                served_run = client.read_flow_run(run.id)
+            assert served_run.parameters["params_file"] == str(tiny_project["params"])
+            assert served_run.name == "degrade"  # named after its DVC stage, as under `dvc repro`
 
             # Refused by the server before a run exists: the flows' signatures are the schema.
             nowhere = tiny_project["root"] / "never"

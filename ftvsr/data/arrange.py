@@ -20,6 +20,7 @@ REDS4 leaves the REDS training clips unless `leak_reds4` (the published code's l
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -29,6 +30,8 @@ from ftvsr.data.splits import REDS4_CLIPS, reds_split
 from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import atomic_path
 from ftvsr.io.frames import image_size, list_clips, list_frames
+
+log = logging.getLogger(__name__)
 
 # The test sets the pipeline can prepare from downloads, and the dataset each comes from.
 TEST_SET_SOURCES = {"reds4": "reds", "vid4": "vid4"}
@@ -181,4 +184,5 @@ def place_file(fetched: str | os.PathLike, target: str | os.PathLike) -> Path:
     if target.resolve() != fetched.resolve():
         with atomic_path(target) as tmp:
             shutil.copyfile(fetched, tmp)
+        log.info("%s: copied from %s", target, fetched)
     return target

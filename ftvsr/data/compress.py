@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import tempfile
@@ -44,6 +45,8 @@ from ftvsr.io.atomic import write_text_atomic
 from ftvsr.io.frames import list_frames, read_clip, write_clip
 from ftvsr.io.parallel import map_clips
 from ftvsr.io.video import SUBSAMPLED_PIX_FMTS, read_video, write_video
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pandas is imported where the table is built: spawned workers skip its 0.3 s import
     import pandas as pd
@@ -230,6 +233,14 @@ def compress_clip_folder(
     decoded, stats = compress_clip(frames, crf, codec, preset, pix_fmt, fps, video_path=video_path, clip=clip)
     write_clip(dst / clip, decoded, names)
     write_text_atomic(dst / f"{clip}.json", json.dumps(dataclasses.asdict(stats), indent=1) + "\n")
+    log.info(
+        "%s: CRF %d, %.1f kbit/s, PSNR %.2f dB against its input (%d frames)",
+        src_clip,
+        crf,
+        stats.bitrate_kbps,
+        stats.psnr_db,
+        stats.frames,
+    )
     return stats
 
 

@@ -12,6 +12,7 @@ each clip written atomically, clips already done skipped.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from ftvsr.data.imresize import imresize
 from ftvsr.errors import FTVSRError
 from ftvsr.io.frames import list_clips, list_frames, read_frame, write_clip
 from ftvsr.io.parallel import map_clips
+
+log = logging.getLogger(__name__)
 
 BD_SIGMA = 1.6
 METHODS = ("bd", "bi")
@@ -173,6 +176,7 @@ def degrade_clip(src_clip: str | os.PathLike, dst_clip: str | os.PathLike, metho
         except FTVSRError as e:
             raise FTVSRError(f"{path}: {e}") from e
     write_clip(dst_clip, frames, [png_name(p.name) for p in paths])
+    log.info("%s: %d frames degraded (%s x%d) into %s", src_clip, len(paths), method, scale, dst_clip)
     return len(paths)
 
 

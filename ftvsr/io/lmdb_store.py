@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from tqdm import tqdm
 from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import atomic_path
 from ftvsr.io.frames import list_clips, list_frames, read_frame
+
+log = logging.getLogger(__name__)
 
 META_FILE = "meta_info.txt"
 DATA_FILE = "data.mdb"
@@ -204,6 +207,8 @@ def pack_lmdb(
         (tmp / CONTENT_DIGEST_FILE).write_text(content.hexdigest() + "\n")
         if verify:
             _verify(tmp, frames, progress)
+    clips = len({clip for clip, _ in frames})
+    log.info("%s: %d frames of %d clips packed%s", dst, len(frames), clips, " and verified" if verify else "")
     return dst
 
 
