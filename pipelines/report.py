@@ -1,5 +1,9 @@
-"""Stage `report`: tables, plots and visual strips from every evaluation, attached to the model's
-training run in MLflow (under `report/`)."""
+"""Stage `report`: tables, plots and visual strips from every evaluation; in MLflow, each evaluation
+as a run nested under the model's training run, its means on the training run itself
+(`ftvsr.tracking.log_evaluation`), and the report's files on the training run (under `report/`).
+
+One process records them all (MLflow loads once, not once per evaluate stage); recording again
+updates the same runs."""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from ftvsr import tracking
 from ftvsr.data import layout
 from ftvsr.data.published_results import TRAINING_SETS
 from ftvsr.errors import FTVSRError
-from ftvsr.params import PARAMS_FILE, load_params
+from ftvsr.params import NON_RESULT_KEYS, PARAMS_FILE, load_params
 from ftvsr.report import build_report, evaluation_conditions
+from ftvsr.results import level_label, level_summary, overall_means, read_results
 from pipelines._common import (
     artifact_key,
     publish_link,
@@ -21,6 +26,34 @@ from pipelines._common import (
     stage_flow_run_name,
     stage_parser,
 )
+
+# What identifies one evaluation besides the model, dataset and level: the settings that change its numbers.
+EVALUATION_KEY_EXCLUDES = {"datasets", "levels"} | {
+    key.split(".", 1)[1] for key in NON_RESULT_KEYS if key.startswith("evaluate.")
+}
+
+
+@task
+def record_evaluations(
+    result_dirs: dict[tuple[str, str], Path], model: Path, lr_root: Path, params_file: Path
+) -> str | None:
+    """Each evaluation in MLflow, nested under the model's training run; that run's id (None: no such run)."""
+    params = load_params(params_file)
+    training_run = None
+    for (dataset, level), folder in result_dirs.items():
+        overall = overall_means(read_results(folder))
+        _, training_run = tracking.log_evaluation(
+            params.mlflow,
+            level_summary(overall),
+            dataset=dataset,
+            level=level_label(level),
+            protocol=str(overall["protocol"].iloc[0]),
+            model_path=model,
+            evaluate_settings=params.evaluate.model_dump(mode="json", exclude=EVALUATION_KEY_EXCLUDES),
+            artifacts=[folder / "clips.csv", folder / "metrics.json"],
+            tags=tracking.run_tags("evaluate", [lr_root / level / layout.TEST / dataset], {"profile": params.profile}),
+        )
+    return training_run
 
 
 @task
@@ -53,6 +86,7 @@ def report_flow(results: Path, bitrates: Path, model: Path, out: Path, params_fi
         trained_on=TRAINING_SETS[params.data.source],
         conditions=evaluation_conditions(params),
     )
+    record_evaluations(result_dirs, model, bitrates, params_file)
     training_run = attach_report(model, out, params_file)
     publish_markdown(
         artifact_key("report", params.profile),
