@@ -407,11 +407,12 @@ def test_ddp_two_processes_killed_and_resumed_match_the_uninterrupted_run(
     import mlflow
 
     model, mlflow_settings = tiny_model(), mlflow_store("ddp")
-    settings = tiny_train(iterations=4, batch_size=1, checkpoint_every=2)
+    settings = tiny_train(iterations=4, batch_size=1, checkpoint_every=2, nproc=2)
     params = write_params(tmp_path / "params.yaml", model, settings, mlflow_settings)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     straight = tmp_path / "straight" / "m.pt"
-    run_id = run_training(params, lmdb_dir, straight, tmp_path / "straight" / "work", nproc=2, progress=False)
+    # train.nproc from the params, as the train stage (`dvc repro`) runs it; later calls pass it explicitly
+    run_id = run_training(params, lmdb_dir, straight, tmp_path / "straight" / "work", progress=False)
     (folder,) = (tmp_path / "straight" / "work").iterdir()
     assert [p.name for p in list_checkpoints(folder)] == ["iter_00000004.pt", "iter_00000002.pt"]
     at_2 = load_checkpoint(folder / "checkpoints" / "iter_00000002.pt")
