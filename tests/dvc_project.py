@@ -44,6 +44,17 @@ def project_copy(dst: Path, profile: str, override: dict) -> Path:
     return dst
 
 
+def git(repo: Path, *args: str) -> str:
+    """`git ARGS` in `repo` (with an author for commits); its output."""
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
 def read_params(project: Path) -> dict:
     return yaml.safe_load((project / "params.yaml").read_text())
 

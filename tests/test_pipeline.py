@@ -17,12 +17,11 @@ import json
 import re
 import shlex
 import shutil
-import subprocess
 import time
 
 import pytest
 import yaml
-from dvc_project import ROOT, dvc, project_copy, read_params, write_params
+from dvc_project import ROOT, dvc, git, project_copy, read_params, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -73,16 +72,6 @@ def _set(project, override: dict) -> None:
     from dvc_project import merge
 
     write_params(project, merge(read_params(project), override))
-
-
-def _git(project, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=project,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 def _readme_recipe() -> list[list[str]]:
@@ -160,10 +149,10 @@ def test_dvc_repro_end_to_end_then_nothing_then_the_readme_ablation_and_back(tmp
     write_params(project, shipped)
 
     # The README's CRF ablation recipe, as written there: an experiment here and a queued one.
-    _git(project, "config", "user.name", "t")  # experiments are git commits
-    _git(project, "config", "user.email", "t@t")
-    _git(project, "add", "-A")
-    _git(project, "commit", "-qm", "baseline")
+    git(project, "config", "user.name", "t")  # experiments are git commits
+    git(project, "config", "user.email", "t@t")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "baseline")
     for command in _readme_recipe():
         done = dvc(project, *command[1:], api_url=prefect_api_url)
         assert done.returncode == 0, f"{shlex.join(command)}\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
@@ -186,7 +175,7 @@ def test_dvc_repro_end_to_end_then_nothing_then_the_readme_ablation_and_back(tmp
     for run in runs.values():
         assert {"carphone.raw.delta_psnr", "carphone.crf25.delta_psnr"} <= set(run.data.metrics)
         assert len(_evaluation_runs(client, experiment_id, run)) == 2  # nested, and never twice
-    assert runs["crf25-only"].data.tags["dvc_baseline"] == _git(project, "rev-parse", "HEAD")
+    assert runs["crf25-only"].data.tags["dvc_baseline"] == git(project, "rev-parse", "HEAD")
     assert not list((project / ".dvc" / "tmp").rglob("mlflow.db"))  # nothing went into the temporary copy
 
     # The Prefect UI: flow runs named after the DVC stage and experiment, results as artifacts.

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from dvc_project import git
 
 from ftvsr import tracking
 from ftvsr.compare import compare_models, format_comparison
@@ -213,26 +213,16 @@ def test_bad_tracking_store(tmp_path):
         tracking.configure(MlflowSettings(tracking_uri=f"sqlite:///{tmp_path / 'not_a_db'}", experiment="x"))
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-
-
 def test_git_commit_and_dirty(tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     repo = tmp_path / "repo"
     repo.mkdir()
-    _git(repo, "init", "-q")
+    git(repo, "init", "-q")
     (repo / "a.txt").write_text("one")
-    _git(repo, "add", "a.txt")
-    _git(repo, "commit", "-q", "-m", "first")
-    assert tracking.git_commit(repo) == _git(repo, "rev-parse", "HEAD")
+    git(repo, "add", "a.txt")
+    git(repo, "commit", "-q", "-m", "first")
+    assert tracking.git_commit(repo) == git(repo, "rev-parse", "HEAD")
     assert tracking.git_dirty(repo) is False
     (repo / "untracked.txt").write_text("ignored")
     assert tracking.git_dirty(repo) is False
