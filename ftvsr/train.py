@@ -784,6 +784,23 @@ class Tracker:
             self.mlflow.log_metrics(new, step=step)
             self._logged_through.update(dict.fromkeys(new, step))
 
+    def log_history(self, rows: list[tuple[int, float, float]]) -> None:
+        """The (step, loss, lr) windows so far, those the run does not hold yet, in batches."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(key, value, now, step)
+            for step, loss, lr in rows
+            for key, value in (("loss", loss), ("lr", lr))
+            if step > self._last_step(key) and math.isfinite(value)
+        ]
+        client = self.mlflow.MlflowClient()
+        for first in range(0, len(metrics), 1000):  # MLflow takes at most 1000 metrics a request
+            client.log_batch(self.run_id, metrics=metrics[first : first + 1000])
+        for key in ("loss", "lr"):
+            self._logged_through[key] = max([self._last_step(key), *(row[0] for row in rows)])
+
     def log_outputs(self, result: TrainResult, model: FTVSR, registered_model: str | None) -> None:
         """The final loss, the loss curve, the checkpoint file and the model as an MLflow Model
         (registered as `registered_model`), and the file's hash, by which evaluations find this run."""
@@ -1094,6 +1111,8 @@ def train(
             )
             tracker = Tracker.start(mlflow_settings, state.run_id, run_name, params, tags)
             state.run_id = tracker.run_id
+            if start > 0:  # a resumed training in a run that may lack its curves so far (e.g. a new store)
+                tracker.log_history(loss_windows(state.history, settings.log_every))
 
         # -------------------------------------------------- the loop
         batches = _batches(samples, settings, place, start)

@@ -391,6 +391,16 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run_bitwise(tmp_path, 
     assert artifacts == {"checkpoint/m.pt", "checkpoint/config.json"}
     assert runs[0].data.tags[tracking.MODEL_SHA_TAG] == tracking.file_sha256(out)
 
+    # The finished training again, tracked in a new store: a new run, with the curves it had so far.
+    fresh = MlflowSettings(
+        tracking_uri=f"sqlite:///{tmp_path / 'fresh.db'}", artifact_location=str(tmp_path / "fresh"), experiment="fresh"
+    )
+    again = train(model, settings, **paths, out_model=out, work_dir=work, mlflow_settings=fresh, progress=False)
+    assert again.start_iteration == 6 and again.run_id != killed_run_id
+    client = mlflow.MlflowClient(tracking.resolve_tracking_uri(fresh.tracking_uri))
+    for key in ("loss", "lr"):
+        assert sorted(m.step for m in client.get_metric_history(again.run_id, key)) == [1, 2, 3, 4, 5, 6], key
+
 
 def test_ddp_two_processes_killed_and_resumed_match_the_uninterrupted_run(
     tmp_path, lmdb_dir, mlflow_store, monkeypatch
