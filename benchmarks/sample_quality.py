@@ -98,7 +98,8 @@ def settings_with(base: Params, overrides: list[str]) -> Params:
 
 
 def score(model: torch.nn.Module, lq_root: Path, gt_dir: Path, dataset: str, levels: list) -> dict[str, dict]:
-    """{level: {bicubic, ftvsr, delta}} mean PSNR over the clips of gt_dir; LR at lq_root/<level>/..."""
+    """{level: {bicubic, lanczos, ftvsr, delta, delta_lanczos}} mean PSNR over the clips of gt_dir (delta:
+    FTVSR minus bicubic, delta_lanczos: minus Lanczos); LR at lq_root/<level>/..."""
     out = {}
     for level in levels:
         lq_dir = Path(str(lq_root).replace("{level}", level_name(level)))
@@ -106,8 +107,10 @@ def score(model: torch.nn.Module, lq_root: Path, gt_dir: Path, dataset: str, lev
         means = overall_means(frames).set_index("method")["psnr"]
         out[str(level)] = {
             "bicubic": float(means["bicubic"]),
+            "lanczos": float(means["lanczos"]),
             "ftvsr": float(means["ftvsr"]),
             "delta": float(means["ftvsr"] - means["bicubic"]),
+            "delta_lanczos": float(means["ftvsr"] - means["lanczos"]),
         }
     return out
 

@@ -152,7 +152,7 @@ def evaluate(
     ] = None,
     params: ParamsOption = PARAMS_FILE,
 ) -> None:
-    """Evaluate a model and bicubic on a test set at one or more compression levels."""
+    """Evaluate a model, bicubic and Lanczos on a test set at one or more compression levels."""
     from ftvsr.evaluate import evaluate_level
     from ftvsr.inference import resolve_device
     from ftvsr.results import metrics_dict

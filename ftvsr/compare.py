@@ -18,14 +18,17 @@ import pandas as pd
 from ftvsr import tracking
 from ftvsr.errors import FTVSRError
 from ftvsr.evaluate import evaluate_set
-from ftvsr.results import overall_means
+from ftvsr.results import BASELINE_SUFFIXES, delta_names, overall_means
 
 if TYPE_CHECKING:
     import torch
 
     from ftvsr.params import MlflowSettings
 
-COMPARISON_COLUMNS = ["model", "source", "dataset", "crf", "protocol", "psnr", "ssim", "delta_psnr", "delta_ssim"]
+BASELINES = tuple(BASELINE_SUFFIXES)  # bicubic, lanczos
+BASELINE_TITLES = {"bicubic": "bicubic", "lanczos": "Lanczos"}
+DELTA_COLUMNS = [name for baseline in BASELINES for name in delta_names(baseline)]
+COMPARISON_COLUMNS = ["model", "source", "dataset", "crf", "protocol", "psnr", "ssim", *DELTA_COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,8 @@ def _rows_from_mlflow(client: Any, run_id: str, label: str) -> list[dict]:
                 "protocol": tags.get("protocol", ""),
                 "psnr": metrics.get("ftvsr_psnr", math.nan),
                 "ssim": metrics.get("ftvsr_ssim", math.nan),
-                "delta_psnr": metrics.get("delta_psnr", math.nan),
-                "delta_ssim": metrics.get("delta_ssim", math.nan),
+                # runs logged before Lanczos was evaluated lack its deltas: NaN
+                **{name: metrics.get(name, math.nan) for name in DELTA_COLUMNS},
             }
         )
     return rows
@@ -96,10 +99,12 @@ def compare_models(
     Each entry is either the path of one of our checkpoints (`FTVSR.from_checkpoint`), evaluated
     here on every set of `sets`, or an MLflow run id (needs `mlflow`, the settings of the
     tracking store): a training run, whose nested evaluation runs are read, or one evaluation
-    run. Bicubic on each set is computed once for the deltas of checkpoint entries.
+    run. The baselines (bicubic, Lanczos) on each set are computed once for the deltas of
+    checkpoint entries.
 
     Returns one row per (model, dataset, crf): model, source, dataset, crf, protocol, psnr, ssim,
-    delta_psnr, delta_ssim (FTVSR minus bicubic).
+    delta_psnr, delta_ssim (FTVSR minus bicubic), delta_psnr_lanczos, delta_ssim_lanczos (FTVSR
+    minus Lanczos; NaN for an MLflow run that has none).
     """
     names = [str(e) for e in entries]
     if not names:
@@ -110,7 +115,7 @@ def compare_models(
     settings: dict[str, Any] = dict(
         protocol=protocol, convert_to_y=convert_to_y, crop_border=crop_border, progress=progress
     )
-    bicubic_cache: dict[tuple[str, str], pd.Series] = {}
+    baseline_cache: dict[tuple[str, str], pd.DataFrame] = {}  # (dataset, crf) -> means indexed by method
     rows: list[dict] = []
     client = None
     for entry, label in zip(names, labels, strict=True):
@@ -122,11 +127,9 @@ def compare_models(
             model = FTVSR.from_checkpoint(entry).eval()
             for s in sets:
                 key = (s.dataset, s.crf)
-                if key not in bicubic_cache:
-                    base = evaluate_set(
-                        s.lq_dir, s.gt_dir, methods=("bicubic",), dataset=s.dataset, crf=s.crf, **settings
-                    )
-                    bicubic_cache[key] = overall_means(base).iloc[0]
+                if key not in baseline_cache:
+                    base = evaluate_set(s.lq_dir, s.gt_dir, methods=BASELINES, dataset=s.dataset, crf=s.crf, **settings)
+                    baseline_cache[key] = overall_means(base).set_index("method")
                 ours = overall_means(
                     evaluate_set(
                         s.lq_dir,
@@ -141,7 +144,12 @@ def compare_models(
                         **settings,
                     )
                 ).iloc[0]
-                base = bicubic_cache[key]
+                deltas = {}
+                for baseline in BASELINES:
+                    base = baseline_cache[key].loc[baseline]
+                    psnr_name, ssim_name = delta_names(baseline)
+                    deltas[psnr_name] = ours["psnr"] - base["psnr"]
+                    deltas[ssim_name] = ours["ssim"] - base["ssim"]
                 rows.append(
                     {
                         "model": label,
@@ -151,8 +159,7 @@ def compare_models(
                         "protocol": ours["protocol"],
                         "psnr": ours["psnr"],
                         "ssim": ours["ssim"],
-                        "delta_psnr": ours["psnr"] - base["psnr"],
-                        "delta_ssim": ours["ssim"] - base["ssim"],
+                        **deltas,
                     }
                 )
         elif mlflow is not None:
@@ -167,7 +174,8 @@ def compare_models(
 
 
 def format_comparison(table: pd.DataFrame) -> str:
-    """Markdown of a `compare_models` table: one row per model, one column per (dataset, crf), PSNR/SSIM (Δ PSNR)."""
+    """Markdown of a `compare_models` table: one row per model, one column per (dataset, crf), each cell
+    PSNR/SSIM and its Δ PSNR against each baseline, e.g. "27.00/0.8000 (+2.00 vs bicubic, +1.50 vs Lanczos)"."""
     if table.empty:
         return "(no results)\n"
     columns = list(dict.fromkeys(zip(table["dataset"], table["crf"], strict=True)))
@@ -182,8 +190,13 @@ def format_comparison(table: pd.DataFrame) -> str:
                 continue
             r = hit.iloc[0]
             cell = f"{r['psnr']:.2f}/{r['ssim']:.4f}"
-            if math.isfinite(r["delta_psnr"]):
-                cell += f" ({r['delta_psnr']:+.2f})"
+            deltas = [
+                f"{r[delta_names(b)[0]]:+.2f} vs {BASELINE_TITLES[b]}"
+                for b in BASELINES
+                if math.isfinite(r[delta_names(b)[0]])
+            ]
+            if deltas:
+                cell += f" ({', '.join(deltas)})"
             cells.append(cell)
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

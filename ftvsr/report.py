@@ -3,10 +3,11 @@
 `build_report` reads per-frame results (`ftvsr.evaluate.evaluate_set` / `write_results`) and
 writes into one folder:
 
-- `results.md`: per dataset, a CRF x method table (PSNR/SSIM, delta vs bicubic) and per-clip means;
-- `table.md`, `table.tex`: the paper's layout (rows Bicubic, FTVSR (ours), FTVSR (published),
-  ours - published; columns REDS4 and Vid4 at raw, CRF 15, 25, 35, then any other dataset or CRF
-  that was evaluated). A cell that was not evaluated, or has no published value, is "–": nothing
+- `results.md`: per dataset, a CRF x method table (PSNR/SSIM, deltas of FTVSR vs bicubic and vs
+  Lanczos) and per-clip means;
+- `table.md`, `table.tex`: the paper's layout (rows Bicubic, Lanczos, FTVSR (ours), FTVSR
+  (published), ours - published; columns REDS4 and Vid4 at raw, CRF 15, 25, 35, then any other
+  dataset or CRF that was evaluated). A cell that was not evaluated, or has no published value, is "–": nothing
   is invented. Published cells print as their sources do; the Δ is drawn only where the
   published model shares our training set, degradation and channel (a note says what differs);
 - `psnr_vs_crf.png` (one panel per dataset, methods as lines, published FTVSR as markers) and
@@ -17,8 +18,8 @@ writes into one folder:
 - `rate_distortion.png`: mean PSNR against the mean bitrate of the compressed LR clips (the
   compress stage's `bitrate.csv`, one per CRF);
 - `per_frame_psnr.png`: PSNR along each clip, per method and CRF;
-- `strips/strip_<crf>.png`: LR (nearest-neighbour x4) / bicubic / FTVSR / GT crops side by side,
-  one row per clip, from the frames `evaluate_set(save_frames_dir=...)` saved; every caption in a
+- `strips/strip_<crf>.png`: LR (nearest-neighbour x4) / bicubic / Lanczos / FTVSR / GT crops side
+  by side, one row per clip, from the frames `evaluate_set(save_frames_dir=...)` saved; every caption in a
   band of its own, never over a crop.
 
 Every figure file is always written (a figure without data says so), so a DVC stage can declare
@@ -53,7 +54,7 @@ from ftvsr.data.published_results import (
 from ftvsr.errors import FTVSRError
 from ftvsr.io.atomic import atomic_path, write_text_atomic
 from ftvsr.io.frames import read_frame
-from ftvsr.results import ALL_CLIPS, GROUP_KEYS, overall_means, read_results, summarize
+from ftvsr.results import ALL_CLIPS, BASELINE_SUFFIXES, GROUP_KEYS, overall_means, read_results, summarize
 from ftvsr.results import level_label as crf_label
 from ftvsr.results import level_sort_key as crf_sort_key
 from ftvsr.results import level_title as crf_title
@@ -62,10 +63,18 @@ if TYPE_CHECKING:
     from ftvsr.params import Params
 
 MISSING = "–"  # an en dash: a cell with no number
-METHOD_NAMES = {"bicubic": "Bicubic", "ftvsr": "FTVSR (ours)"}
-STRIP_COLUMNS = (("lr", "LR (nearest x4)"), ("bicubic", "Bicubic"), ("ftvsr", "FTVSR"), ("gt", "GT"))
+METHOD_NAMES = {"bicubic": "Bicubic", "lanczos": "Lanczos", "ftvsr": "FTVSR (ours)"}
+BASELINES = tuple(BASELINE_SUFFIXES)  # bicubic, lanczos: FTVSR's deltas are against each
+METHOD_ORDER = (*BASELINES, "ftvsr")  # tables list these first, in this order, then any other
+STRIP_COLUMNS = (
+    ("lr", "LR (nearest x4)"),
+    ("bicubic", "Bicubic"),
+    ("lanczos", "Lanczos"),
+    ("ftvsr", "FTVSR"),
+    ("gt", "GT"),
+)
 MAX_FRAME_PANELS = 12
-TABLE_ROWS = ("Bicubic", "FTVSR (ours)", "FTVSR (published)", "Δ ours − published")
+TABLE_ROWS = ("Bicubic", "Lanczos", "FTVSR (ours)", "FTVSR (published)", "Δ ours − published")
 
 
 # --------------------------------------------------------------------------- names
@@ -232,9 +241,11 @@ def paper_table(
     for dataset, crf in columns:
         protocol = protocols.get(dataset, "full")
         bic = _cell(overall, dataset, crf, protocol, "bicubic")
+        lanczos = _cell(overall, dataset, crf, protocol, "lanczos")
         ours = _cell(overall, dataset, crf, protocol, "ftvsr")
         entry = lookup(dataset, crf, "FTVSR", published)
         rows["Bicubic"].append(_fmt(bic, None))
+        rows["Lanczos"].append(_fmt(lanczos, None))
         rows["FTVSR (ours)"].append(_fmt(ours, None))
         rows["FTVSR (published)"].append(None if entry is None else _fmt_published(entry))
         comparable = entry is not None and not _differences(entry, trained_on, conditions)
@@ -339,30 +350,29 @@ def table_latex(
 
 
 def results_markdown(df: pd.DataFrame, *, profile: str, notes: Sequence[str] = ()) -> str:
-    """Per dataset and protocol: CRF x method (PSNR/SSIM) with delta vs bicubic; then per-clip FTVSR PSNR."""
+    """Per dataset and protocol: CRF x method (PSNR/SSIM) with FTVSR's delta vs each baseline; then per-clip PSNR."""
     summary = summarize(df)
     overall = summary[summary["clip"] == ALL_CLIPS]
     lines = [f"# Evaluation results (profile `{profile}`)", ""]
     for (dataset, protocol), rows in overall.groupby(["dataset", "protocol"], sort=False):
         present = set(rows["method"])
-        methods: list[str] = [m for m in ("bicubic", "ftvsr") if m in present] + sorted(present - {"bicubic", "ftvsr"})
+        methods: list[str] = [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
+        # a Δ PSNR and Δ SSIM column pair per baseline evaluated beside FTVSR
+        baselines = [b for b in BASELINES if b in present] if "ftvsr" in present else []
         lines += [f"## {dataset} (protocol `{protocol}`)", ""]
-        header = "| CRF | " + " | ".join(METHOD_NAMES.get(m, m) for m in methods)
-        with_delta = "bicubic" in methods and "ftvsr" in methods
-        header += " | Δ PSNR | Δ SSIM |" if with_delta else " |"
-        lines += [header, "|---|" + "---|" * (len(methods) + (2 if with_delta else 0))]
+        header = "| CRF | " + " | ".join(METHOD_NAMES.get(m, m) for m in methods) + " |"
+        header += "".join(f" Δ PSNR vs {METHOD_NAMES[b]} | Δ SSIM vs {METHOD_NAMES[b]} |" for b in baselines)
+        lines += [header, "|---|" + "---|" * (len(methods) + 2 * len(baselines))]
         for crf in sorted(set(rows["crf"]), key=crf_sort_key):
             at = rows[rows["crf"] == crf]
             cells = {m: (float(r.psnr), float(r.ssim)) for m in methods for r in at[at["method"] == m].itertuples()}
-            line = f"| {crf_title(crf)} | " + " | ".join(_fmt(cells.get(m)) for m in methods)
-            if with_delta:
-                if "ftvsr" in cells and "bicubic" in cells:
-                    (p1, s1), (p0, s0) = cells["ftvsr"], cells["bicubic"]
-                    line += f" | {p1 - p0:+.2f} | {s1 - s0:+.4f} |"
+            line = f"| {crf_title(crf)} | " + " | ".join(_fmt(cells.get(m)) for m in methods) + " |"
+            for baseline in baselines:
+                if "ftvsr" in cells and baseline in cells:
+                    (p1, s1), (p0, s0) = cells["ftvsr"], cells[baseline]
+                    line += f" {p1 - p0:+.2f} | {s1 - s0:+.4f} |"
                 else:
-                    line += f" | {MISSING} | {MISSING} |"
-            else:
-                line += " |"
+                    line += f" {MISSING} | {MISSING} |"
             lines.append(line)
         lines.append("")
         per_clip = summary[
@@ -526,7 +536,7 @@ def plot_per_frame(df: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(5 * cols, 3.2 * n_rows), layout="constrained")
     crfs = sorted(set(df["crf"]), key=crf_sort_key)
     colours = {c: f"C{i % 10}" for i, c in enumerate(crfs)}
-    styles = {"bicubic": ":", "ftvsr": "-"}
+    styles = {"bicubic": ":", "lanczos": "-.", "ftvsr": "-"}
     for k, (dataset, sequence) in enumerate(panels):
         ax = fig.add_subplot(n_rows, cols, k + 1)
         rows = df[(df["dataset"] == dataset) & (df["sequence"] == sequence)]
@@ -556,7 +566,7 @@ def plot_per_frame(df: pd.DataFrame) -> Figure:
 # names these folders and columns.
 PLOTS_DIR = "plots"
 PLOT_KINDS = ("psnr_vs_crf", "rate_distortion")
-PLOT_METHODS = ("bicubic", "ftvsr")  # always a column (empty where not measured): dvc.yaml names them
+PLOT_METHODS = METHOD_ORDER  # always a column (empty where not measured): dvc.yaml names them
 
 
 def crf_number(crf: str) -> int | None:
@@ -568,7 +578,7 @@ def crf_number(crf: str) -> int | None:
 
 
 def _wide(rows: pd.DataFrame, index: list[str]) -> pd.DataFrame:
-    """`rows` (index columns, method, psnr) as one PSNR column per method, bicubic and ftvsr first."""
+    """`rows` (index columns, method, psnr) as one PSNR column per method: bicubic, lanczos, ftvsr first."""
     wide = rows.pivot_table(index=index, columns="method", values="psnr", aggfunc="first")
     methods = list(PLOT_METHODS) + sorted(set(wide.columns) - set(PLOT_METHODS))
     return wide.reindex(columns=methods).reset_index().rename_axis(columns=None)
@@ -661,7 +671,8 @@ STRIP_TEXT_TOP = 3  # from the top of a band to its first line
 
 
 def make_strip(folders: Sequence[tuple[dict, Path]], crop: int = 128) -> Image.Image:
-    """One image: a header band of column titles, then per clip a caption band and its 4 crops side by side.
+    """One image: a header band of column titles, then per clip a caption band and its crops side by side
+    (one per `STRIP_COLUMNS` entry; a method without a saved frame gets a grey "n/a" tile).
 
     Every text sits in a band of its own, sized to its wrapped lines, so no pixel of a crop is
     covered. `image.info["tile_boxes"]` lists each tile as [row, column, left, top, right, bottom].

@@ -30,6 +30,16 @@ GROUP_KEYS = ["dataset", "crf", "protocol", "method"]
 ALL_CLIPS = "__all__"  # the `clip` value of a summary's overall row
 # Columns read back from CSV as text: clip names such as "000" must not become numbers.
 TEXT_COLUMNS = {"dataset": str, "crf": str, "protocol": str, "method": str, "clip": str, "sequence": str}
+# The baselines FTVSR is measured against, each with the suffix of its delta names. Bicubic's keep
+# the first names (`delta_psnr`, `delta_ssim`), so `dvc exp show` and MLflow histories continue.
+BASELINE_SUFFIXES = {"bicubic": "", "lanczos": "_lanczos"}
+
+
+def delta_names(baseline: str) -> tuple[str, str]:
+    """The metric names of FTVSR minus `baseline`: ("delta_psnr", "delta_ssim") for bicubic,
+    ("delta_psnr_lanczos", "delta_ssim_lanczos") for Lanczos."""
+    suffix = BASELINE_SUFFIXES[baseline]
+    return f"delta_psnr{suffix}", f"delta_ssim{suffix}"
 
 
 # --------------------------------------------------------------------------- level names
@@ -105,21 +115,25 @@ def overall_means(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def level_summary(rows: pd.DataFrame) -> dict[str, Any]:
-    """{method: {psnr, ssim}} for one (dataset, crf, protocol), plus deltas of ftvsr vs bicubic."""
+    """{method: {psnr, ssim}} for one (dataset, crf, protocol), plus FTVSR minus each baseline that
+    was evaluated: `delta_psnr`, `delta_ssim` (bicubic), `delta_psnr_lanczos`, `delta_ssim_lanczos`."""
     block: dict[str, Any] = {}
     for row in rows.itertuples():
         block[row.method] = {"psnr": float(row.psnr), "ssim": float(row.ssim)}
-    if "ftvsr" in block and "bicubic" in block:
-        block["delta_psnr"] = block["ftvsr"]["psnr"] - block["bicubic"]["psnr"]
-        block["delta_ssim"] = block["ftvsr"]["ssim"] - block["bicubic"]["ssim"]
+    for baseline in BASELINE_SUFFIXES:
+        if "ftvsr" in block and baseline in block:
+            psnr_name, ssim_name = delta_names(baseline)
+            block[psnr_name] = block["ftvsr"]["psnr"] - block[baseline]["psnr"]
+            block[ssim_name] = block["ftvsr"]["ssim"] - block[baseline]["ssim"]
     return block
 
 
 def metrics_dict(frames_df: pd.DataFrame) -> dict[str, Any]:
     """The content of `metrics.json`.
 
-    One evaluation (a single dataset, CRF and protocol): flat,
-    `{"ftvsr": {"psnr", "ssim"}, "bicubic": {...}, "delta_psnr", "delta_ssim"}`. Several: the same
+    One evaluation (a single dataset, CRF and protocol): flat, `{"bicubic": {"psnr", "ssim"},
+    "lanczos": {...}, "ftvsr": {...}, "delta_psnr", "delta_ssim", "delta_psnr_lanczos",
+    "delta_ssim_lanczos"}` (`level_summary`). Several: the same
     block under a key `"<dataset>/<crf>"` (plus `"/<protocol>"` when protocols differ).
     """
     overall = overall_means(frames_df)

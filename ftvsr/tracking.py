@@ -444,8 +444,9 @@ def log_model(model: Any, *, registered_name: str, model_sha256: str) -> str | N
 
 
 def evaluation_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
-    """`ftvsr.results.level_summary` as flat metric names: `<method>_psnr`, `<method>_ssim`,
-    `delta_psnr`, `delta_ssim` (FTVSR minus bicubic)."""
+    """`ftvsr.results.level_summary` as flat metric names: `<method>_psnr`, `<method>_ssim`
+    (bicubic, lanczos, ftvsr), `delta_psnr`, `delta_ssim` (FTVSR minus bicubic) and
+    `delta_psnr_lanczos`, `delta_ssim_lanczos` (FTVSR minus Lanczos)."""
     metrics: dict[str, float] = {}
     for key, value in summary.items():
         if isinstance(value, Mapping):

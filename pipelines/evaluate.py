@@ -1,5 +1,6 @@
-"""Stage `evaluate@DATASET-LEVEL`: the trained model and bicubic on one test set at one level, as one task;
-the per-clip table as a Prefect artifact. The report stage records every evaluation in MLflow.
+"""Stage `evaluate@DATASET-LEVEL`: the trained model, bicubic and Lanczos on one test set at one
+level, as one task; the per-clip table as a Prefect artifact. The report stage records every
+evaluation in MLflow.
 
 The model runs on `evaluate.device` (auto: CUDA when present) at `evaluate.precision`.
 Retries: see `pipelines/_common.py`.
@@ -40,7 +41,7 @@ def evaluate_flow(
     publish_table(
         artifact_key("evaluate", params.profile, dataset, level),
         pd.read_csv(out / "clips.csv"),
-        f"{dataset} at {level_label(level)}: PSNR / SSIM of FTVSR and bicubic per clip ({out / 'clips.csv'})",
+        f"{dataset} at {level_label(level)}: PSNR / SSIM of FTVSR, bicubic and Lanczos per clip ({out / 'clips.csv'})",
     )
     return result
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import shutil
 import subprocess
 import sys
@@ -119,10 +120,11 @@ def test_evaluate_report_upscale_with_a_tiny_model(tmp_path, tiny_model):
     out = tmp_path / "results"
     result = ftvsr("evaluate", "--weights", tiny_model, "--dataset", tmp_path / "set", "--crf", "raw", "--out", out)
     assert result.returncode == 0, result.stderr
-    assert (out / "set" / "raw" / "metrics.json").is_file()
+    metrics = json.loads((out / "set" / "raw" / "metrics.json").read_text())
+    assert {"bicubic", "lanczos", "ftvsr", "delta_psnr", "delta_psnr_lanczos"} <= set(metrics)
     result = ftvsr("report", "--results", out, "--out", tmp_path / "report")
     assert result.returncode == 0, result.stderr
-    assert "Bicubic" in (tmp_path / "report" / "results.md").read_text()
+    assert "| Bicubic | Lanczos | FTVSR (ours) |" in (tmp_path / "report" / "results.md").read_text()
 
     result = ftvsr("upscale", tmp_path / "set" / "lr" / "raw" / "clip", tmp_path / "up", "--weights", tiny_model)
     assert result.returncode == 0, result.stderr

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,9 @@ from torch import nn
 from ftvsr.compare import EvalSet, compare_models
 from ftvsr.data.imresize import imresize
 from ftvsr.errors import FTVSRError
-from ftvsr.evaluate import evaluate_set
+from ftvsr.evaluate import METHODS, evaluate_set, lanczos_upsample
 from ftvsr.io.frames import read_frame, write_clip
+from ftvsr.io.video import ffmpeg_exe
 from ftvsr.metrics import psnr, ssim
 from ftvsr.protocols import resolve_protocol
 from ftvsr.results import ALL_CLIPS, FRAME_COLUMNS, metrics_dict, read_results, summarize, write_results
@@ -70,7 +72,8 @@ def test_full_protocol_rows_and_bicubic_values(small_set):
     model = GlobalMeanUpsampler()
     df = evaluate_set(lq_dir, gt_dir, model=model, dataset="sample", crf="raw", progress=False)
     assert list(df.columns) == ["dataset", "crf", "protocol", "method", "clip", "sequence", "frame", "psnr", "ssim"]
-    assert len(df) == 2 * (3 + 2)
+    assert len(df) == 3 * (3 + 2)
+    assert list(dict.fromkeys(df["method"])) == ["bicubic", "lanczos", "ftvsr"] == list(METHODS)
     assert set(df["protocol"]) == {"full"} and set(df["dataset"]) == {"sample"} and set(df["crf"]) == {"raw"}
     assert sorted(df[df["method"] == "ftvsr"]["clip"].unique()) == ["000", "011"]
     # the network saw each clip whole, once
@@ -89,6 +92,8 @@ def test_full_protocol_rows_and_bicubic_values(small_set):
 def test_bicubic_only_needs_no_model(small_set):
     df = evaluate_set(*small_set, methods=("bicubic",), dataset="sample", crf="raw", progress=False)
     assert set(df["method"]) == {"bicubic"}
+    df = evaluate_set(*small_set, methods=("bicubic", "lanczos"), dataset="sample", crf="raw", progress=False)
+    assert set(df["method"]) == {"bicubic", "lanczos"}
     with pytest.raises(FTVSRError, match="needs a model"):
         evaluate_set(*small_set, dataset="sample", crf="raw", progress=False)
     with pytest.raises(FTVSRError, match="unknown evaluation methods"):
@@ -104,6 +109,79 @@ def test_vid4_defaults_to_y_channel(small_set):
     assert row["psnr"] == pytest.approx(psnr(gt, up, convert_to_y=True))
     rgb = evaluate_set(*small_set, methods=("bicubic",), dataset="Vid4", crf="raw", convert_to_y=False, progress=False)
     assert rgb.iloc[0]["psnr"] == pytest.approx(psnr(gt, up))
+
+
+def _lanczos_weights(n_in: int, a: int) -> np.ndarray:
+    """(4 n_in, n_in) weights of x4 Lanczos-`a` along one axis, written from the kernel's definition.
+
+    Output pixel i is centred at (i + 0.5) / 4 - 0.5 in input pixels; kernel sinc(x) sinc(x / a)
+    for |x| < a; taps outside the frame are dropped and the others renormalised.
+    """
+    centre = (np.arange(4 * n_in) + 0.5) / 4 - 0.5
+    distance = np.arange(n_in)[None, :] - centre[:, None]
+    weights = np.where(np.abs(distance) < a, np.sinc(distance) * np.sinc(distance / a), 0.0)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def _lanczos_reference(frame: np.ndarray, a: int = 3) -> np.ndarray:
+    """x4 Lanczos-`a` of a uint8 (h, w, 3) frame: along rows, rounded to uint8, then along columns.
+
+    The rounding between the passes is Pillow's (8-bit images stay 8-bit in between); without it
+    the result still differs only by rounding, but by more than the one level allowed below.
+    """
+    h, w = frame.shape[:2]
+    rows = np.einsum("hwc,xw->hxc", frame.astype(np.float64), _lanczos_weights(w, a))
+    rows = np.clip(np.rint(rows), 0, 255)
+    out = np.einsum("yh,hxc->yxc", _lanczos_weights(h, a), rows)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def test_lanczos_is_lanczos_3(tmp_path):
+    lq_dir, gt_dir = make_set(tmp_path, {"000": 2}, lr_size=(12, 16))
+    noise = np.random.default_rng(7).integers(0, 256, (2, 12, 16, 3), dtype=np.uint8)  # where kernels differ most
+    write_clip(lq_dir / "000", noise)
+    strips = tmp_path / "strips"
+    df = evaluate_set(
+        lq_dir,
+        gt_dir,
+        methods=("lanczos",),
+        dataset="sample",
+        crf="raw",
+        save_frames_dir=strips,
+        save_frame_index=1,
+        progress=False,
+    )
+    ours = read_frame(strips / "000" / "lanczos.png")
+    difference = np.abs(ours.astype(int) - _lanczos_reference(noise[1]))
+    assert difference.max() <= 1 and np.mean(difference > 0) < 0.001  # the same up to fixed-point rounding
+    for a in (2, 4):  # the reference tells the window apart
+        assert np.abs(ours.astype(int) - _lanczos_reference(noise[1], a)).max() > 10
+    np.testing.assert_array_equal(lanczos_upsample(noise)[1], ours)
+    row = df[df["frame"] == 1].iloc[0]
+    assert row["method"] == "lanczos" and row["psnr"] == pytest.approx(
+        psnr(read_frame(gt_dir / "000" / "00000001.png"), ours)
+    )
+
+
+def _ffmpeg_scale(frame: np.ndarray, flags: str) -> np.ndarray:
+    """ffmpeg's `scale=iw*4:ih*4:flags=<flags>` of an RGB frame, rgb24 in and out (no YUV conversion)."""
+    h, w = frame.shape[:2]
+    command = [ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-i", "-"]
+    command += ["-vf", f"scale=iw*4:ih*4:flags={flags}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    done = subprocess.run(command, input=frame.tobytes(), capture_output=True, check=True)
+    return np.frombuffer(done.stdout, np.uint8).reshape(4 * h, 4 * w, 3)
+
+
+def test_lanczos_is_what_ffmpeg_users_get():
+    """ffmpeg's lanczos scaler (what a user would otherwise run) differs from ours in rounding and at
+    the edges only: far closer than its bicubic or spline scalers (docs/evaluation.md has the numbers)."""
+    detail = imresize(np.random.default_rng(1).random((12, 16, 3)), output_shape=(24, 32))  # 2-pixel detail
+    frame = np.clip(detail * 255, 0, 255).round().astype(np.uint8)
+    ours = lanczos_upsample(frame[None])[0]
+    close = psnr(_ffmpeg_scale(frame, "lanczos"), ours)  # 51.5 dB
+    assert close > 48
+    for other in ("bicubic", "spline"):  # 40.3 and 45.2 dB
+        assert psnr(_ffmpeg_scale(frame, other), ours) < close - 4, other
 
 
 def test_published_protocol_reds4(tmp_path):
@@ -237,7 +315,7 @@ def test_save_frames_for_strips(tmp_path):
     )
     for clip in ("000", "011"):
         files = sorted(p.name for p in (out / clip).iterdir())
-        assert files == ["bicubic.png", "ftvsr.png", "gt.png", "info.json", "lr.png"]
+        assert files == ["bicubic.png", "ftvsr.png", "gt.png", "info.json", "lanczos.png", "lr.png"]
         info = json.loads((out / clip / "info.json").read_text())
         assert info == {
             "dataset": "REDS4",
@@ -298,12 +376,19 @@ def test_write_results_and_metrics_json(small_set, tmp_path):
     paths = write_results(df, tmp_path / "out")
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"frames.csv", "clips.csv", "metrics.json"}
     metrics = json.loads(paths["metrics"].read_text())
-    assert set(metrics) == {"ftvsr", "bicubic", "delta_psnr", "delta_ssim"}
+    assert set(metrics) == {
+        *("bicubic", "lanczos", "ftvsr"),
+        *("delta_psnr", "delta_ssim", "delta_psnr_lanczos", "delta_ssim_lanczos"),
+    }
     means = summarize(df)
-    ftvsr = means[(means["clip"] == ALL_CLIPS) & (means["method"] == "ftvsr")].iloc[0]
-    bic = means[(means["clip"] == ALL_CLIPS) & (means["method"] == "bicubic")].iloc[0]
+    ftvsr, bic, lanczos = (
+        means[(means["clip"] == ALL_CLIPS) & (means["method"] == m)].iloc[0] for m in ("ftvsr", "bicubic", "lanczos")
+    )
     assert metrics["ftvsr"]["psnr"] == pytest.approx(ftvsr["psnr"])
-    assert metrics["delta_psnr"] == pytest.approx(ftvsr["psnr"] - bic["psnr"])
+    assert metrics["delta_psnr"] == pytest.approx(ftvsr["psnr"] - bic["psnr"])  # Δ vs bicubic keeps its name
+    assert metrics["delta_ssim"] == pytest.approx(ftvsr["ssim"] - bic["ssim"])
+    assert metrics["delta_psnr_lanczos"] == pytest.approx(ftvsr["psnr"] - lanczos["psnr"])
+    assert metrics["delta_ssim_lanczos"] == pytest.approx(ftvsr["ssim"] - lanczos["ssim"])
     back = read_results(tmp_path / "out")
     assert sorted(back["clip"].unique()) == ["000", "011"]  # clip names stay text
     assert np.allclose(back["psnr"], df["psnr"], atol=1e-5)
@@ -338,5 +423,7 @@ def test_compare_checkpoints(tmp_path):
     table = compare_models(paths, [EvalSet("sample", "raw", lq_dir, gt_dir)])
     assert list(table["model"]) == ["zero_heads", "random_heads"]
     assert table["psnr"].notna().all() and table.iloc[0]["psnr"] != table.iloc[1]["psnr"]
-    bic = evaluate_set(lq_dir, gt_dir, methods=("bicubic",), dataset="sample", crf="raw", progress=False)
-    assert table.iloc[0]["delta_psnr"] == pytest.approx(table.iloc[0]["psnr"] - bic["psnr"].mean())
+    base = evaluate_set(lq_dir, gt_dir, methods=("bicubic", "lanczos"), dataset="sample", crf="raw", progress=False)
+    means = base.groupby("method")["psnr"].mean()  # one clip: the frame mean is the set mean
+    assert table.iloc[0]["delta_psnr"] == pytest.approx(table.iloc[0]["psnr"] - means["bicubic"])
+    assert table.iloc[0]["delta_psnr_lanczos"] == pytest.approx(table.iloc[0]["psnr"] - means["lanczos"])

@@ -42,9 +42,9 @@ def test_released_weights_evaluate_and_report(tmp_path, official, official_pth):
         settings=EvaluateSettings(strip_frame=1),
         progress=False,
     )
-    assert set(frames["method"]) == {"bicubic", "ftvsr"} and len(frames) == 6
+    assert set(frames["method"]) == {"bicubic", "lanczos", "ftvsr"} and len(frames) == 9
     metrics = json.loads((out / "metrics.json").read_text())
-    assert np.isfinite(metrics["ftvsr"]["psnr"]) and "delta_psnr" in metrics
+    assert np.isfinite(metrics["ftvsr"]["psnr"]) and {"delta_psnr", "delta_psnr_lanczos"} <= set(metrics)
     written = build_report([out], tmp_path / "report", strips_dir=tmp_path / "results", profile="paper")
     table = written["table_md"].read_text()
     assert "REDS4" in table and "FTVSR (ours)" in table

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from ftvsr.report import (
     plot_tables,
     rate_distortion_table,
     read_bitrates,
+    results_markdown,
     table_markdown,
 )
 from ftvsr.results import write_results
@@ -40,25 +40,31 @@ ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["dataset", "crf", "protocol", "method", "clip", "sequence", "frame", "psnr", "ssim"]
 
 
-def fake_results(dataset, crf, protocol, ftvsr_psnr, bicubic_psnr, clips=("000", "011"), frames=3):
-    """Per-frame rows with known means: psnr alternates +-0.5 around the mean, ssim = psnr / 41."""
+def fake_results(dataset, crf, protocol, ftvsr_psnr, bicubic_psnr, lanczos_psnr=None, clips=("000", "011"), frames=3):
+    """Per-frame rows with known means: psnr alternates +-0.5 around the mean, ssim = psnr / 41.
+
+    `lanczos_psnr` None: no Lanczos rows (results from before it was evaluated)."""
+    means = {"ftvsr": ftvsr_psnr, "bicubic": bicubic_psnr, "lanczos": lanczos_psnr}
     rows = []
     for clip in clips:
         for frame in range(frames):
             wobble = 0.5 if frame % 2 else -0.5
             if frames % 2:  # keep the mean exact with an odd count
                 wobble = 0.0 if frame == frames - 1 else wobble
-            for method, mean in (("ftvsr", ftvsr_psnr), ("bicubic", bicubic_psnr)):
-                rows.append((dataset, crf, protocol, method, clip, clip, frame, mean + wobble, (mean + wobble) / 41))
+            for method, mean in means.items():
+                if mean is not None:
+                    rows.append(
+                        (dataset, crf, protocol, method, clip, clip, frame, mean + wobble, (mean + wobble) / 41)
+                    )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 @pytest.fixture
 def results(tmp_path):
     """REDS4 at raw and CRF 25 (published protocol, one folder each) and a `sample` set at CRF 25."""
-    reds_raw = fake_results("REDS4", "raw", "published", 31.50, 26.00)
-    reds_25 = fake_results("REDS4", "crf25", "published", 28.25, 25.10)
-    sample = fake_results("sample", "crf25", "full", 30.00, 27.00, clips=("bbb", "carphone"))
+    reds_raw = fake_results("REDS4", "raw", "published", 31.50, 26.00, 26.40)
+    reds_25 = fake_results("REDS4", "crf25", "published", 28.25, 25.10, 25.30)
+    sample = fake_results("sample", "crf25", "full", 30.00, 27.00, 27.20, clips=("bbb", "carphone"))
     write_results(reds_raw, tmp_path / "eval" / "REDS4" / "raw")
     return [tmp_path / "eval" / "REDS4" / "raw", reds_25, sample]
 
@@ -96,7 +102,7 @@ def strips_dir(tmp_path):
     ):
         folder = root / dataset / crf / clip
         write_frame(folder / "lr.png", rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
-        for name in ("bicubic", "gt") + (("ftvsr",) if with_ftvsr else ()):
+        for name in ("bicubic", "lanczos", "gt") + (("ftvsr",) if with_ftvsr else ()):
             write_frame(folder / f"{name}.png", rng.integers(0, 256, (160, 200, 3), dtype=np.uint8))
         (folder / "info.json").write_text(
             json.dumps({"dataset": dataset, "crf": crf, "protocol": "published", "clip": clip, "frame": 12})
@@ -139,10 +145,10 @@ def test_build_report_writes_everything(tmp_path, results, bitrates, strips_dir)
     assert not list(out.glob(".*.tmp"))  # no leftovers of atomic writes
 
     # strips: a header (the titles wrap over the 64-pixel columns), then per clip an 18-pixel caption
-    # band and 4 tiles of the 64-pixel crop side by side
+    # band and 5 tiles (LR, bicubic, Lanczos, FTVSR, GT) of the 64-pixel crop side by side
     for name, clips in (("strip_crf25.png", 2), ("strip_raw.png", 1)):
         pixels, boxes = _strip(out / "strips" / name)
-        assert pixels.shape[1] == 4 * 64 + 5 * 4 and len(boxes) == 4 * clips
+        assert pixels.shape[1] == 5 * 64 + 6 * 4 and len(boxes) == 5 * clips
         assert all(right - left == 64 and bottom - top == 64 for left, top, right, bottom in boxes.values())
         assert [boxes[(r, 0)][1] for r in range(clips)] == [boxes[(0, 0)][1] + r * (64 + 4 + 18) for r in range(clips)]
         assert pixels.shape[0] == boxes[(clips - 1, 0)][3] + 2 * 4
@@ -166,6 +172,8 @@ def test_paper_table_numbers_and_missing_cells(results):
     at = {c: i for i, c in enumerate(columns)}
     assert rows["FTVSR (ours)"][at[("REDS4", "crf25")]] == f"28.25/{28.25 / 41:.4f}"
     assert rows["Bicubic"][at[("REDS4", "raw")]] == f"26.00/{26.0 / 41:.4f}"
+    assert rows["Lanczos"][at[("REDS4", "raw")]] == f"26.40/{26.4 / 41:.4f}"
+    assert list(rows) == ["Bicubic", "Lanczos", "FTVSR (ours)", "FTVSR (published)", "Δ ours − published"]
     # published values sit beside ours with their delta; a cell we did not evaluate has no delta
     # published cells print with their source's digits; a Δ has the digits both numbers have
     assert rows["FTVSR (published)"][at[("REDS4", "raw")]] == "31.82/0.8960"
@@ -199,11 +207,17 @@ def test_table_files_content(tmp_path, results):
     assert "31.50/0.7683" in tex and "31.82/0.8960" in tex and "30.89/0.864 " in tex
     ours_tex = next(line for line in tex.splitlines() if line.startswith("FTVSR (ours)"))
     assert ours_tex.count("--") == 6  # REDS4 CRF 15, 35 and the four Vid4 cells
+    lanczos_tex = next(line for line in tex.splitlines() if line.startswith("Lanczos"))
+    assert "26.40/0.6439" in lanczos_tex and "25.30/0.6171" in lanczos_tex
     assert MISSING not in tex  # LaTeX gets "--", not the unicode dash
-    # results.md: CRF x method with the delta vs bicubic
+    # results.md: CRF x method with FTVSR's delta vs bicubic and vs Lanczos
     res = (out / "results.md").read_text()
     assert "profile `paper`" in res
-    assert re.search(r"\| CRF 25 \| 25\.10/0\.6122 \| 28\.25/0\.6890 \| \+3\.15 \| \+0\.0768 \|", res)
+    assert (
+        "| CRF | Bicubic | Lanczos | FTVSR (ours) | Δ PSNR vs Bicubic | Δ SSIM vs Bicubic "
+        "| Δ PSNR vs Lanczos | Δ SSIM vs Lanczos |"
+    ) in res
+    assert "| CRF 25 | 25.10/0.6122 | 25.30/0.6171 | 28.25/0.6890 | +3.15 | +0.0768 | +2.95 | +0.0720 |" in res
     assert "no bitrate table" in res and "no saved frames" in res
     # the DVC plots table
     table = pd.read_csv(out / "psnr_vs_crf.csv")
@@ -211,6 +225,20 @@ def test_table_files_content(tmp_path, results):
     row = table[(table["dataset"] == "REDS4") & (table["crf"] == "crf25") & (table["method"] == "ftvsr")]
     assert row["psnr"].iloc[0] == pytest.approx(28.25)
     assert list(table[table["dataset"] == "REDS4"]["crf"].unique()) == ["raw", "crf25"]  # raw first
+
+
+def test_results_table_has_a_delta_per_baseline():
+    """FTVSR's Δ against each baseline that was evaluated: bicubic and Lanczos, or one of them."""
+    both = results_markdown(fake_results("sample", "crf35", "full", 30.00, 27.00, 27.75), profile="t")
+    row = next(line for line in both.splitlines() if line.startswith("| CRF 35"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells == ["CRF 35", "27.00/0.6585", "27.75/0.6768", "30.00/0.7317", "+3.00", "+0.0732", "+2.25", "+0.0549"]
+    # results from before Lanczos was evaluated: its column and deltas are left out, not invented
+    old = results_markdown(fake_results("sample", "crf35", "full", 30.00, 27.00), profile="t")
+    assert "Lanczos" not in old and "| CRF 35 | 27.00/0.6585 | 30.00/0.7317 | +3.00 | +0.0732 |" in old
+    lanczos_only = fake_results("sample", "crf35", "full", 30.00, 27.00, 27.75).query("method != 'bicubic'")
+    header = next(line for line in results_markdown(lanczos_only, profile="t").splitlines() if line.startswith("| CRF"))
+    assert header == "| CRF | Lanczos | FTVSR (ours) | Δ PSNR vs Lanczos | Δ SSIM vs Lanczos |"
 
 
 def test_rate_distortion_points(results, bitrates):
@@ -253,9 +281,9 @@ def test_inputs_are_checked(results):
 
 
 def test_report_from_a_real_evaluation(tmp_path):
-    """evaluate_set (bicubic, saved frames) -> write_results -> build_report, on a tiny synthetic set."""
+    """evaluate_set (the baselines, saved frames) -> write_results -> build_report, on a tiny synthetic set."""
     from ftvsr.data.imresize import imresize
-    from ftvsr.evaluate import evaluate_set
+    from ftvsr.evaluate import evaluate_set, lanczos_upsample
     from ftvsr.io.frames import write_clip
 
     rng = np.random.default_rng(3)
@@ -266,7 +294,7 @@ def test_report_from_a_real_evaluation(tmp_path):
     frames = evaluate_set(
         tmp_path / "LR" / "raw",
         tmp_path / "HR",
-        methods=("bicubic",),
+        methods=("bicubic", "lanczos"),
         dataset="sample",
         crf="raw",
         save_frames_dir=tmp_path / "strips" / "raw",
@@ -275,12 +303,18 @@ def test_report_from_a_real_evaluation(tmp_path):
     write_results(frames, tmp_path / "eval" / "raw")
     build_report([tmp_path / "eval" / "raw"], tmp_path / "report", strips_dir=tmp_path / "strips", profile="sample")
     pixels, boxes = _strip(tmp_path / "report" / "strips" / "strip_raw.png")
-    # the 128-pixel crop is limited to the 48x32 frame; the GT tile is the saved GT frame, untouched
-    assert boxes[(0, 3)][2:] == [boxes[(0, 3)][0] + 48, boxes[(0, 3)][1] + 32]
-    left, top, right, bottom = boxes[(0, 3)]
+    # the 128-pixel crop is limited to the 48x32 frame; the GT tile (column 4) is the saved GT frame,
+    # untouched, and the Lanczos tile (column 2) Lanczos of the LR frame
+    assert boxes[(0, 4)][2:] == [boxes[(0, 4)][0] + 48, boxes[(0, 4)][1] + 32]
+    left, top, right, bottom = boxes[(0, 4)]
     np.testing.assert_array_equal(pixels[top:bottom, left:right], gt[1])
+    left, top, right, bottom = boxes[(0, 2)]
+    lr = np.stack([imresize(f, 0.25) for f in gt])
+    np.testing.assert_array_equal(pixels[top:bottom, left:right], lanczos_upsample(lr)[1])
     md = (tmp_path / "report" / "results.md").read_text()
-    assert f"{frames['psnr'].mean():.2f}/{frames['ssim'].mean():.4f}" in md
+    for method in ("bicubic", "lanczos"):
+        scores = frames[frames["method"] == method]
+        assert f"{scores['psnr'].mean():.2f}/{scores['ssim'].mean():.4f}" in md
 
 
 def _strip(path):
@@ -364,25 +398,29 @@ def test_strip_captions_never_cover_the_crops(tmp_path):
     folders = []
     for clip in ("000", "a clip with a long name that has to wrap"):
         folder = tmp_path / clip
-        frames = {name: rng.integers(0, 256, (40, 48, 3), dtype=np.uint8) for name in ("bicubic", "ftvsr", "gt")}
+        frames = {
+            name: rng.integers(0, 256, (40, 48, 3), dtype=np.uint8) for name in ("bicubic", "lanczos", "ftvsr", "gt")
+        }
         frames["lr"] = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
         for name, frame in frames.items():
             write_frame(folder / f"{name}.png", frame)
         info = {"dataset": "REDS4", "crf": "crf35", "clip": clip, "frame": 7}
         folders.append((info, folder))
         lr = np.repeat(np.repeat(frames["lr"], 4, axis=0), 4, axis=1)
-        crops[clip] = [c[8:32, 12:36] for c in (lr, frames["bicubic"], frames["ftvsr"], frames["gt"])]
+        crops[clip] = [
+            c[8:32, 12:36] for c in (lr, frames["bicubic"], frames["lanczos"], frames["ftvsr"], frames["gt"])
+        ]
     strip = make_strip(folders, crop=24)
     strip.save(tmp_path / "strip.png", pnginfo=_png_info(strip))
     pixels, boxes = _strip(tmp_path / "strip.png")
-    assert len(boxes) == 8
+    assert len(boxes) == 10
     for r, clip in enumerate(crops):
         for c, crop in enumerate(crops[clip]):
             left, top, right, bottom = boxes[(r, c)]
             np.testing.assert_array_equal(pixels[top:bottom, left:right], crop, err_msg=f"tile {r},{c}")
     # the text is there, above the tiles: dark pixels in the header band of every column
     first_top = min(top for _, top, _, _ in boxes.values())
-    for c in range(4):
+    for c in range(5):
         left, _, right, _ = boxes[(0, c)]
         assert (pixels[:first_top, left:right] < 100).any(), f"no title over column {c}"
     # the second caption wraps onto more lines: a taller band above the second row
@@ -403,12 +441,12 @@ def test_plot_tables_have_numeric_axes_and_a_column_per_method(results, bitrates
     df = load_results(results)
     tables = plot_tables(df, read_bitrates(bitrates))
     crf = tables["psnr_vs_crf"]["REDS4"]
-    assert list(crf.columns) == ["crf", "bicubic", "ftvsr"]
+    assert list(crf.columns) == ["crf", "bicubic", "lanczos", "ftvsr"]
     assert crf["crf"].tolist() == [0, 25]  # raw is CRF 0
     assert crf["ftvsr"].tolist() == pytest.approx([31.50, 28.25])
     rd = tables["rate_distortion"]["sample"]
-    assert list(rd.columns) == ["bitrate_kbps", "crf", "bicubic", "ftvsr"]
-    assert rd.iloc[0].tolist() == pytest.approx([200.0, 25, 27.0, 30.0])
+    assert list(rd.columns) == ["bitrate_kbps", "crf", "bicubic", "lanczos", "ftvsr"]
+    assert rd.iloc[0].tolist() == pytest.approx([200.0, 25, 27.0, 27.2, 30.0])
     assert crf_number("raw") == 0 and crf_number("crf35") == 35 and crf_number("weird") is None
 
 
@@ -457,13 +495,13 @@ def test_dvc_renders_the_report_plots(tmp_path, results, bitrates, strips_dir):
     for dataset, crfs in (("REDS4", {0.0, 25.0}), ("sample", {25.0})):
         field, values = points(f"reports/tiny/plots/psnr_vs_crf/{dataset}.csv")
         assert field == "crf" and {float(v["crf"]) for v in values} == crfs
-        assert {v["field"] for v in values} == {"bicubic", "ftvsr"}  # the series: one line per method
+        assert {v["field"] for v in values} == {"bicubic", "lanczos", "ftvsr"}  # the series: one line per method
         ftvsr = {float(v["crf"]): float(v["dvc_inferred_y_value"]) for v in values if v["field"] == "ftvsr"}
         assert ftvsr[25.0] == pytest.approx(28.25 if dataset == "REDS4" else 30.0)
     # rate-distortion: the bitrate is a number (kbit/s)
     field, values = points("reports/tiny/plots/rate_distortion/REDS4.csv")
     assert field == "bitrate_kbps" and {float(v["bitrate_kbps"]) for v in values} == {500.0}
-    assert {v["field"] for v in values} == {"bicubic", "ftvsr"}
+    assert {v["field"] for v in values} == {"bicubic", "lanczos", "ftvsr"}
     # training curves: the loss (the train stage's plot) and the learning rate, against the step
     for name, y in (("models/tiny/ftvsr_loss.csv", "loss"), ("learning_rate", "lr")):
         field, values = points(name)

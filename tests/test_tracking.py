@@ -97,12 +97,31 @@ def _training_run(experiment_id: str, model_path: Path, crf_levels: list) -> str
     return run.info.run_id
 
 
-def _summary(ftvsr_psnr: float, bicubic_psnr: float = 25.0) -> dict:
+def _summary(ftvsr_psnr: float, bicubic_psnr: float = 25.0, lanczos_psnr: float = 25.5) -> dict:
+    """A `level_summary`: FTVSR, both baselines and FTVSR's deltas against each."""
     return {
-        "ftvsr": {"psnr": ftvsr_psnr, "ssim": 0.8},
         "bicubic": {"psnr": bicubic_psnr, "ssim": 0.7},
+        "lanczos": {"psnr": lanczos_psnr, "ssim": 0.72},
+        "ftvsr": {"psnr": ftvsr_psnr, "ssim": 0.8},
         "delta_psnr": ftvsr_psnr - bicubic_psnr,
         "delta_ssim": 0.1,
+        "delta_psnr_lanczos": ftvsr_psnr - lanczos_psnr,
+        "delta_ssim_lanczos": 0.08,
+    }
+
+
+def test_evaluation_metric_names():
+    assert tracking.evaluation_metrics(_summary(26.0)) == {
+        "bicubic_psnr": 25.0,
+        "bicubic_ssim": 0.7,
+        "lanczos_psnr": 25.5,
+        "lanczos_ssim": 0.72,
+        "ftvsr_psnr": 26.0,
+        "ftvsr_ssim": 0.8,
+        "delta_psnr": 1.0,
+        "delta_ssim": 0.1,
+        "delta_psnr_lanczos": 0.5,
+        "delta_ssim_lanczos": 0.08,
     }
 
 
@@ -142,6 +161,7 @@ def test_evaluations_nest_under_their_training_run_once(tmp_path, monkeypatch):
     assert sorted(run.info.run_name for run in children) == ["eval-carphone-crf35", "eval-carphone-raw"]
     child = client.get_run(first)
     assert child.data.metrics["delta_psnr"] == pytest.approx(1.0) and child.data.metrics["ftvsr_psnr"] == 26.0
+    assert child.data.metrics["delta_psnr_lanczos"] == pytest.approx(0.5) and child.data.metrics["lanczos_psnr"] == 25.5
     assert child.data.params["train.crf_levels"] == '["raw"]' and child.data.params["evaluate.protocol"] == "full"
     assert "data.x" not in child.data.params
     assert [a.path for a in client.list_artifacts(first)] == ["clips.csv"]
@@ -150,6 +170,7 @@ def test_evaluations_nest_under_their_training_run_once(tmp_path, monkeypatch):
     # The training runs carry the means: comparing two shows crf_levels beside Δ PSNR per level.
     trained = {name: client.get_run(run_id) for name, run_id in runs.items()}
     assert trained["raw_only"].data.metrics["carphone.crf35.delta_psnr"] == pytest.approx(1.0)
+    assert trained["raw_only"].data.metrics["carphone.crf35.delta_psnr_lanczos"] == pytest.approx(0.5)
     assert trained["raw_only"].data.metrics["carphone.raw.delta_psnr"] == pytest.approx(3.0)
     assert trained["all"].data.metrics["carphone.crf35.delta_psnr"] == pytest.approx(2.0)
     assert trained["all"].data.params["train.crf_levels"] == '["raw", 15, 25, 35]'
@@ -166,7 +187,11 @@ def test_evaluations_nest_under_their_training_run_once(tmp_path, monkeypatch):
     table = compare_models([runs["raw_only"], runs["all"]], labels=["raw only", "all"], mlflow=settings)
     row = table[(table["model"] == "all") & (table["crf"] == "crf35")].iloc[0]
     assert row["psnr"] == pytest.approx(27.0) and row["delta_psnr"] == pytest.approx(2.0)
-    assert "27.00/0.8000 (+2.00)" in format_comparison(table)
+    assert row["delta_psnr_lanczos"] == pytest.approx(1.5) and row["delta_ssim_lanczos"] == pytest.approx(0.08)
+    assert "27.00/0.8000 (+2.00 vs bicubic, +1.50 vs Lanczos)" in format_comparison(table)
+    # a run logged before Lanczos was evaluated has no Δ against it: the cell leaves it out
+    older = table.assign(delta_psnr_lanczos=float("nan"), delta_ssim_lanczos=float("nan"))
+    assert "27.00/0.8000 (+2.00 vs bicubic) |" in format_comparison(older)
     with pytest.raises(FTVSRError, match="no MLflow run"):
         compare_models(["0123456789abcdef"], mlflow=settings)
     with pytest.raises(FTVSRError, match="not a checkpoint file"):
