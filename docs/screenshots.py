@@ -70,15 +70,19 @@ def compare_view(base: str, experiments: list[str], png: Path, chromium: str) ->
 
 
 def prefect_views(api: str, out: Path, chromium: str) -> list[Path]:
-    """The Prefect UI's list of flow runs, and the newest evaluate flow run with its logs and artifacts."""
+    """The Prefect UI: the list of flow runs, the newest compress run with the library's log
+    lines, and the artifacts (the evaluations' tables, the report, the link to MLflow)."""
     base = api.removesuffix("/api")
-    runs = httpx.post(f"{api}/flow_runs/filter", json={"sort": "START_TIME_DESC", "limit": 50}, timeout=30).json()
-    evaluate = next((run for run in runs if run["name"].startswith("evaluate")), None)
-    shots = [screenshot(f"{base}/runs", out / "prefect_runs.png", chromium, "1500,1100", wait_ms=20000)]
-    if evaluate is not None:
-        page = f"{base}/runs/flow-run/{evaluate['id']}"
-        shots.append(screenshot(page, out / "prefect_flow_run.png", chromium, "1500,1100", wait_ms=20000))
-    return shots
+    runs = httpx.post(f"{api}/flow_runs/filter", json={"sort": "START_TIME_DESC", "limit": 200}, timeout=30).json()
+    compress = next((run for run in runs if run["name"].startswith("compress")), None)
+    if compress is None:
+        raise SystemExit("no compress flow run in the Prefect database: run the pipeline first")
+    pages = {
+        "prefect_runs.png": f"{base}/runs",
+        "prefect_logs.png": f"{base}/runs/flow-run/{compress['id']}",
+        "prefect_artifacts.png": f"{base}/artifacts",
+    }
+    return [screenshot(url, out / name, chromium, "1500,1100", wait_ms=20000) for name, url in pages.items()]
 
 
 def main() -> None:

@@ -70,7 +70,9 @@ def prefect_server(
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     environment = {k: v for k, v in (os.environ if env is None else env).items() if k != API_URL_ENV}
-    environment.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    # PREFECT_UI_API_URL: the UI's pages ask this port's API, not the default 4200's, so the
+    # "View at ..." links in the stages' logs open the runs.
+    environment.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_API_URL=url)
     log_path = home / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
