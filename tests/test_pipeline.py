@@ -185,8 +185,9 @@ def test_dvc_repro_end_to_end_then_nothing_then_the_readme_ablation_and_back(tmp
     keys = ["evaluate-sample-carphone-25", "report-sample", "mlflow-sample"]
     artifacts = _prefect(prefect_api_url, "artifacts", {"artifacts": {"key": {"any_": keys}}})
     assert {artifact["key"] for artifact in artifacts} == set(keys)
-    link = next(a for a in artifacts if a["key"] == "mlflow-sample")
-    assert runs[None].info.run_id in link["data"] or any(run.info.run_id in link["data"] for run in runs.values())
+    # other tests share the Prefect server: one of the links under this key is to one of these runs
+    links = [a["data"] for a in artifacts if a["key"] == "mlflow-sample"]
+    assert any(run.info.run_id in link for link in links for run in runs.values()), links
 
     # Back to the first settings: restored from the run-cache, the same dvc.lock.
     write_params(project, shipped)
