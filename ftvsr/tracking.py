@@ -34,6 +34,7 @@ import re
 import sqlite3
 import subprocess
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -364,11 +365,32 @@ def find_training_run(client: Any, experiment_id: str, model_sha256: str) -> Any
     return find_run(client, experiment_id, {STAGE_TAG: "train", MODEL_SHA_TAG: model_sha256})
 
 
+@dataclass(frozen=True)
+class ModelRuns:
+    """Where a model file's runs are: the store's client, the experiment, the file's SHA-256 and the
+    training run that wrote it (None: no training run in the store did). Looked up once, used for
+    every evaluation and the report of that model."""
+
+    client: Any
+    experiment_id: str
+    model_sha256: str
+    training: Any | None
+
+    @property
+    def training_id(self) -> str | None:
+        return self.training.info.run_id if self.training is not None else None
+
+
+def model_runs(settings: MlflowSettings, model_path: str | os.PathLike) -> ModelRuns:
+    """`ModelRuns` of the model file at `model_path` in the configured store."""
+    client, experiment_id = client_for(settings)
+    sha = file_sha256(model_path)
+    return ModelRuns(client, experiment_id, sha, find_training_run(client, experiment_id, sha))
+
+
 def training_run_id(settings: MlflowSettings, model_path: str | os.PathLike) -> str | None:
     """The id of the training run that wrote the model file at `model_path`, or None."""
-    client, experiment_id = client_for(settings)
-    run = find_training_run(client, experiment_id, file_sha256(model_path))
-    return run.info.run_id if run is not None else None
+    return model_runs(settings, model_path).training_id
 
 
 def _log_params(client: Any, run_id: str, params: Mapping[str, str]) -> None:
@@ -457,18 +479,17 @@ def evaluation_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
 
 
 def log_evaluation(
-    settings: MlflowSettings,
+    runs: ModelRuns,
     summary: Mapping[str, Any],
     *,
     dataset: str,
     level: str,
     protocol: str,
-    model_path: str | os.PathLike,
     evaluate_settings: Mapping[str, Any],
     artifacts: Iterable[str | os.PathLike] = (),
     tags: Mapping[str, str] | None = None,
 ) -> tuple[str, str | None]:
-    """Record one evaluation (one dataset at one level) of the model at `model_path`.
+    """Record one evaluation (one dataset at one level) of the model of `runs` (`model_runs`).
 
     - An evaluation run `eval-<dataset>-<level>`, nested under the model's training run (found by
       the model file's SHA-256), with the means as metrics (`evaluation_metrics`), the dataset,
@@ -481,9 +502,7 @@ def log_evaluation(
     elsewhere) gets an evaluation run of its own, at the top level. Returns (evaluation run id,
     training run id or None).
     """
-    client, experiment_id = client_for(settings)
-    model_sha = file_sha256(model_path)
-    training = find_training_run(client, experiment_id, model_sha)
+    client, experiment_id, model_sha, training = runs.client, runs.experiment_id, runs.model_sha256, runs.training
     key_source = json.dumps([model_sha, dataset, level, protocol, dict(evaluate_settings)], sort_keys=True)
     key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
     run_tags_ = {
@@ -520,20 +539,18 @@ def log_evaluation(
     return run_id, training.info.run_id
 
 
-def log_report(settings: MlflowSettings, model_path: str | os.PathLike, files: Iterable[Path]) -> str | None:
+def log_report(runs: ModelRuns, files: Iterable[Path]) -> str | None:
     """Attach the report's files (tables, plots, strips) to the model's training run, under
     `report/`. Returns the training run's id, or None if no training run in the store wrote
     the model. Logging again replaces the files."""
-    client, experiment_id = client_for(settings)
-    training = find_training_run(client, experiment_id, file_sha256(model_path))
-    if training is None:
+    if runs.training_id is None:
         return None
     for path in files:
         if path.is_dir():
-            client.log_artifacts(training.info.run_id, str(path), artifact_path=f"report/{path.name}")
+            runs.client.log_artifacts(runs.training_id, str(path), artifact_path=f"report/{path.name}")
         elif path.is_file():
-            client.log_artifact(training.info.run_id, str(path), artifact_path="report")
-    return training.info.run_id
+            runs.client.log_artifact(runs.training_id, str(path), artifact_path="report")
+    return runs.training_id
 
 
 def run_url(settings: MlflowSettings, run_id: str, experiment_id: str, ui: str = "http://127.0.0.1:5000") -> str:

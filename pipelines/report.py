@@ -34,33 +34,27 @@ EVALUATION_KEY_EXCLUDES = {"datasets", "levels"} | {
 
 
 @task
-def record_evaluations(
-    result_dirs: dict[tuple[str, str], Path], model: Path, lr_root: Path, params_file: Path
+def record_in_mlflow(
+    result_dirs: dict[tuple[str, str], Path], model: Path, lr_root: Path, out: Path, params_file: Path
 ) -> str | None:
-    """Each evaluation in MLflow, nested under the model's training run; that run's id (None: no such run)."""
+    """Each evaluation as a run nested under the model's training run, and the report's files on
+    that run; the run's page in MLflow's UI (None: no training run in the store wrote the model)."""
     params = load_params(params_file)
-    training_run = None
+    runs = tracking.model_runs(params.mlflow, model)  # the model file hashed and looked up once
     for (dataset, level), folder in result_dirs.items():
         overall = overall_means(read_results(folder))
-        _, training_run = tracking.log_evaluation(
-            params.mlflow,
+        tracking.log_evaluation(
+            runs,
             level_summary(overall),
             dataset=dataset,
             level=level_label(level),
             protocol=str(overall["protocol"].iloc[0]),
-            model_path=model,
             evaluate_settings=params.evaluate.model_dump(mode="json", exclude=EVALUATION_KEY_EXCLUDES),
             artifacts=[folder / "clips.csv", folder / "metrics.json"],
             tags=tracking.run_tags("evaluate", [lr_root / level / layout.TEST / dataset], {"profile": params.profile}),
         )
-    return training_run
-
-
-@task
-def attach_report(model: Path, out: Path, params_file: Path) -> str | None:
-    """The report's files as artifacts of the model's training run; its id (None: no such run)."""
-    params = load_params(params_file)
-    return tracking.log_report(params.mlflow, model, sorted(out.iterdir()))
+    training_run = tracking.log_report(runs, sorted(out.iterdir()))
+    return None if training_run is None else tracking.run_url(params.mlflow, training_run, runs.experiment_id)
 
 
 @flow(name="report", flow_run_name=stage_flow_run_name("report"))
@@ -86,19 +80,17 @@ def report_flow(results: Path, bitrates: Path, model: Path, out: Path, params_fi
         trained_on=TRAINING_SETS[params.data.source],
         conditions=evaluation_conditions(params),
     )
-    record_evaluations(result_dirs, model, bitrates, params_file)
-    training_run = attach_report(model, out, params_file)
+    run_page = record_in_mlflow(result_dirs, model, bitrates, out, params_file)
     publish_markdown(
         artifact_key("report", params.profile),
         (out / "results.md").read_text(),
         f"profile {params.profile}: {out / 'results.md'}",
     )
-    if training_run is not None:
-        _, experiment_id = tracking.client_for(params.mlflow)
+    if run_page is not None:
         publish_link(
             artifact_key("mlflow", params.profile),
-            tracking.run_url(params.mlflow, training_run, experiment_id),
-            f"the model's training run {training_run}",
+            run_page,
+            f"the model's training run {run_page.rsplit('/', 1)[-1]}",
             "training, its evaluations (nested runs) and this report in MLflow",
         )
 

@@ -141,12 +141,11 @@ def test_evaluations_nest_under_their_training_run_once(tmp_path, monkeypatch):
 
     def evaluate(name: str, level: str, psnr: float, test_frames=None):
         return tracking.log_evaluation(
-            settings,
+            tracking.model_runs(settings, models[name]),
             _summary(psnr),
             dataset="carphone",
             level=level,
             protocol="full",
-            model_path=models[name],
             evaluate_settings={"protocol": "full", "test_frames": test_frames},
             artifacts=[tmp_path / "clips.csv"],
         )
@@ -200,10 +199,10 @@ def test_evaluations_nest_under_their_training_run_once(tmp_path, monkeypatch):
     (report / "strips").mkdir(parents=True)
     (report / "results.md").write_text("# results\n")
     (report / "strips" / "strip_raw.png").write_bytes(b"png")
-    assert tracking.log_report(settings, models["all"], sorted(report.iterdir())) == runs["all"]
+    assert tracking.log_report(tracking.model_runs(settings, models["all"]), sorted(report.iterdir())) == runs["all"]
     listed = {a.path for a in client.list_artifacts(runs["all"], "report")}
     assert listed == {"report/results.md", "report/strips"}
-    assert tracking.log_report(settings, stranger, [report / "results.md"]) is None
+    assert tracking.log_report(tracking.model_runs(settings, stranger), [report / "results.md"]) is None
 
 
 def test_the_model_is_an_mlflow_model_registered_once(tmp_path, monkeypatch):
