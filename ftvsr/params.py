@@ -60,6 +60,21 @@ class SampleClip(_Strict):
     max_width: int | None = Field(None, gt=0)
 
 
+class PhotoClip(_Strict):
+    """One clip of the embedded sample filmed over a photograph of `scikit-image` by a moving
+    virtual camera (`ftvsr.data.sample.PhotoClip` says what each field does)."""
+
+    image: Literal["astronaut", "brick", "camera", "chelsea", "coffee", "grass", "gravel", "motorcycle_left", "rocket"]
+    num_frames: int = Field(..., gt=0)
+    height: int = Field(..., gt=0)
+    width: int = Field(..., gt=0)
+    centre: tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]] = (0.5, 0.5)
+    pan: tuple[float, float] = (0.0, 0.0)
+    zoom: float = Field(1.0, gt=0)
+    shake: float = Field(0.0, ge=0)
+    source_scale: float = Field(1.0, gt=0)
+
+
 class CompressSettings(_Strict):
     """H.264 settings; the published command is `ffmpeg -i LR.mp4 -vcodec libx264 -crf N out.mp4`."""
 
@@ -71,8 +86,9 @@ class CompressSettings(_Strict):
 
 class DataSettings(_Strict):
     source: Literal["sample", "reds", "vimeo90k"] = "sample"
-    # sample: clip name -> clip; `train_clips` / `test_sets` name which clips go where.
-    sample: dict[str, SampleClip] = {}
+    # sample: clip name -> clip (of a video or over a photo); `train_clips` / `test_sets` name
+    # which clips go where.
+    sample: dict[str, SampleClip | PhotoClip] = {}
     train_clips: list[str] = []
     test_sets: dict[str, list[str]] = {}
     degradation: Literal["bd", "bi"] = "bd"

@@ -5,8 +5,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from ftvsr.data.sample import SampleClip, centre_crop_box, fetch_sample, sample_video_path
+from ftvsr.data.sample import (
+    SAMPLE_PHOTOS,
+    PhotoClip,
+    SampleClip,
+    camera_boxes,
+    centre_crop_box,
+    fetch_sample,
+    render_photo_clip,
+    sample_photo_path,
+    sample_video_path,
+)
 from ftvsr.errors import FTVSRError
 from ftvsr.io.frames import list_frames, read_clip
 from ftvsr.io.video import probe_video, read_video
@@ -90,4 +101,49 @@ def test_fetch_sample_bad_settings_write_nothing(tmp_path: Path) -> None:
         fetch_sample(tmp_path / "x", {"c": SampleClip("carphone_pristine", step=0)}, progress=False)
     with pytest.raises(FTVSRError, match="clip name"):
         fetch_sample(tmp_path / "x", {"../c": SampleClip("carphone_pristine")}, progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+# ---------------------------------------------------------------- clips filmed over photographs
+
+
+def test_sample_photos_are_found_in_the_scikit_image_wheel() -> None:
+    for name in SAMPLE_PHOTOS:
+        path = sample_photo_path(name)
+        assert path.is_file() and path.parent.name == "data" and path.parent.parent.name == "skimage"
+    assert "skimage" not in sys.modules  # a data file, never imported
+    for name in ["horse", "lfw_subset", "../chelsea", "bikes"]:
+        with pytest.raises(FTVSRError, match="unknown sample photo"):
+            sample_photo_path(name)
+
+
+def test_photo_clip_moves_the_camera_exactly() -> None:
+    # whole-pixel pan at one photo pixel per frame pixel: each frame is the photo's crop, shifted
+    pan = PhotoClip("astronaut", num_frames=4, height=64, width=96, pan=(3.0, -2.0))
+    frames = render_photo_clip(pan)
+    photo = np.asarray(Image.open(sample_photo_path("astronaut")).convert("RGB"))
+    for t, frame in enumerate(frames):
+        top, left = 256 - 32 - 2 * t, 256 - 48 + 3 * t
+        np.testing.assert_array_equal(frame, photo[top : top + 64, left : left + 96])
+    # shake and zoom: the views drift by sub-pixel amounts and shrink by `zoom` a frame
+    moving = PhotoClip("astronaut", num_frames=6, height=64, width=96, zoom=1.02, shake=0.6, source_scale=1.5)
+    boxes = np.array(camera_boxes(moving, 512, 512, 64, 96))
+    widths = boxes[:, 2] - boxes[:, 0]
+    np.testing.assert_allclose(widths, 1.5 * 96 / 1.02 ** np.arange(6))
+    steps = np.diff((boxes[:, :2] + boxes[:, 2:]) / 2, axis=0)
+    assert 0.05 < np.abs(steps).max() < 1.2 and not np.allclose(steps % 1, 0)
+    grey = render_photo_clip(PhotoClip("grass", num_frames=1, height=30, width=41))
+    assert grey[0].shape == (28, 40, 3) and (grey[0][..., 0] == grey[0][..., 2]).all()
+
+
+def test_fetch_sample_photo_clips_resume_and_refuse_views_outside(tmp_path: Path) -> None:
+    clips = {"cat": PhotoClip("chelsea", num_frames=5, height=72, width=96, pan=(1.5, 0.4), shake=0.5)}
+    assert fetch_sample(tmp_path / "hr", clips, progress=False) == {"cat": 5}
+    assert read_clip(tmp_path / "hr" / "cat").shape == (5, 72, 96, 3)
+    kept = (tmp_path / "hr" / "cat" / "00000000.png").stat().st_mtime_ns
+    assert fetch_sample(tmp_path / "hr", clips, progress=False) == {"cat": 5}  # complete: kept
+    assert (tmp_path / "hr" / "cat" / "00000000.png").stat().st_mtime_ns == kept
+    too_far = {"cat": PhotoClip("chelsea", num_frames=40, height=144, width=192, pan=(4.0, 0.0))}
+    with pytest.raises(FTVSRError, match="outside the 451x300 photo"):
+        fetch_sample(tmp_path / "x", too_far, progress=False)
     assert not (tmp_path / "x").exists()

