@@ -128,7 +128,7 @@ class ModelSettings(_Strict):
     ftt_channels: int = Field(512, gt=0)
     hf_once: bool = False
     zero_init_heads: bool = False
-    flow: Literal["spynet", "zero"] = "spynet"
+    flow: Literal["spynet", "zero", "classical"] = "spynet"
     base_upsample: Literal["bilinear", "bicubic"] = "bilinear"
 
     @model_validator(mode="after")

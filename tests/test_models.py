@@ -24,6 +24,7 @@ from ftvsr.models import (
     save_model,
     winograd,
 )
+from ftvsr.models.classical_flow import ClassicalFlow
 from ftvsr.models.ftt import dct_basis, frequency_tokens, frequency_untokens
 from ftvsr.models.ftvsr import pad_to_multiple
 
@@ -170,6 +171,33 @@ def test_zero_flow_never_calls_spynet(monkeypatch):
     with torch.no_grad():
         out = model(random_clip(t=3))
     assert out.shape == (1, 3, 3, 64, 80) and torch.isfinite(out).all()
+
+
+def test_classical_flow_replaces_spynet_and_keeps_the_state_dict():
+    model = tiny_model(flow="classical")
+    assert model.state_dict().keys() == tiny_model(flow="zero").state_dict().keys()
+    assert isinstance(model.classical_flow, ClassicalFlow)
+    flows = []
+    original = model.classical_flow.forward
+
+    def record(ref, supp):
+        flows.append(original(ref, supp))
+        return flows[-1]
+
+    model.spynet.forward = lambda *a, **k: (_ for _ in ()).throw(AssertionError("SPyNet called"))
+    model.classical_flow.forward = record
+    # the camera pans right by 2 LR pixels a frame: content moves left, the flows to the next frame say dx = -2
+    scene = torch.rand(1, 3, 24, 40, generator=torch.Generator().manual_seed(3))
+    scene = F.avg_pool2d(F.interpolate(scene, scale_factor=2, mode="bilinear"), 3, 1, 1)
+    clip = torch.stack([scene[..., 4:20, 2 * k : 2 * k + 32] for k in range(3)], 1)
+    with torch.no_grad():
+        moving = model(clip)
+    assert len(flows) == 2  # once on the LR clip, once on the first-stage output
+    to_next = flows[0][2:]  # second half of the pairs: frame i -> i + 1
+    assert torch.median(to_next[:, 0, 4:-4, 4:-4]).item() == pytest.approx(-2.0, abs=0.2)
+    with torch.no_grad():
+        still = tiny_model(flow="zero")(clip)
+    assert not torch.allclose(moving, still)
 
 
 def test_single_frame_clip():

@@ -9,6 +9,7 @@ from ftvsr.models.checkpoint import (
     read_metadata,
     save_model,
 )
+from ftvsr.models.classical_flow import ClassicalFlow
 from ftvsr.models.ftt import FTT, FrequencyAttention
 from ftvsr.models.ftvsr import FTVSR
 from ftvsr.models.ltam import LTAM, KeyframeBuffers
@@ -18,6 +19,7 @@ __all__ = [
     "FTT",
     "FTVSR",
     "LTAM",
+    "ClassicalFlow",
     "FrequencyAttention",
     "KeyframeBuffers",
     "SPyNet",

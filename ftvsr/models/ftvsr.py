@@ -23,13 +23,14 @@ from torch import nn
 from ftvsr.errors import FTVSRError
 from ftvsr.models import winograd
 from ftvsr.models.blocks import ResidualBlocksWithInputConv, conv2d
+from ftvsr.models.classical_flow import ClassicalFlow
 from ftvsr.models.ftt import ATTENTION_MODES, ATTENTION_PATCH, FREQUENCY_GROUPS, FTT
 from ftvsr.models.ltam import LTAM, KeyframeBuffers
 from ftvsr.models.onednn import conv1x1
 from ftvsr.models.spynet import SPyNet, clip_flows, flow_warp
 
 SCALE = 4
-FLOW_MODES = ("spynet", "zero")
+FLOW_MODES = ("spynet", "zero", "classical")
 BASE_UPSAMPLE_MODES = ("bilinear", "bicubic")
 HR_CHANNELS = 64  # published: the 4x head works at 64 channels whatever mid_channels is
 
@@ -91,7 +92,9 @@ class FTVSR(nn.Module):
         hf_once: add the first-stage image once instead of the published twice (fresh training).
         zero_init_heads: zero the residual heads (`conv_last`, `FTT.conv_layer2`): with
             hf_once=True the untrained network outputs exactly the upsampled base.
-        flow: "spynet" or "zero" (no SPyNet call, zero motion).
+        flow: "spynet", "zero" (no flow call, zero motion) or "classical" (a parameter-free
+            Horn-Schunck flow, `ClassicalFlow`, in SPyNet's place; the SPyNet weights stay in
+            the state dict, unused, so checkpoints keep one layout).
         base_upsample: "bilinear" (published) or "bicubic" for the upsampled base frame.
         attention: "sdpa" or "materialized" (the published L x L attention matrix; a reference).
     """
@@ -153,6 +156,7 @@ class FTVSR(nn.Module):
 
         # attribute order = published state dict order
         self.spynet = SPyNet()
+        self.classical_flow = ClassicalFlow() if flow == "classical" else None  # no parameters, no state
         self.feat_extractor = ResidualBlocksWithInputConv(3, mid_channels, 5)
         self.LTAM = LTAM(mid_channels, stride)
         self.resblocks = ResidualBlocksWithInputConv(2 * mid_channels, mid_channels, num_blocks)
@@ -280,12 +284,13 @@ class FTVSR(nn.Module):
 
     def _forward(self, lrs: torch.Tensor) -> torch.Tensor:
         _, t, _, h, w = lrs.shape
-        use_flow = self.flow == "spynet" and t > 1
-        base, first = self._first_stage(lrs, clip_flows(self.spynet, lrs) if use_flow else None)
+        estimator = self.classical_flow if self.classical_flow is not None else self.spynet
+        use_flow = self.flow != "zero" and t > 1
+        base, first = self._first_stage(lrs, clip_flows(estimator, lrs) if use_flow else None)
         base, _, _ = pad_to_multiple(base, self.dct_k)
         first, _, _ = pad_to_multiple(first, self.dct_k)
         # the published code estimates the frequency stage's flows on the first-stage output
-        out = self.FTT(base, first, clip_flows(self.spynet, first) if use_flow else None)
+        out = self.FTT(base, first, clip_flows(estimator, first) if use_flow else None)
         return out[..., : SCALE * h, : SCALE * w]
 
 

@@ -8,6 +8,8 @@ OpenMMLab's `spynet_20210409-c6c1bd09.pth` and the released FTVSR checkpoints lo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -131,16 +133,19 @@ class SPyNet(nn.Module):
 
 
 def clip_flows(
-    spynet: SPyNet, frames: torch.Tensor, pixels_per_call: int = 4 * 2**20
+    spynet: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    frames: torch.Tensor,
+    pixels_per_call: int = 4 * 2**20,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Flows between neighbouring frames of a clip, both directions, computed once.
 
     frames: (n, t, 3, h, w), t >= 2. Returns `(to_previous, to_next)`, each (n, t - 1, 2, h, w):
     `to_previous[:, i]` is the flow from frame i + 1 to frame i (used by forward-time
     propagation), `to_next[:, i]` the flow from frame i to frame i + 1 (backward-time).
-    SPyNet runs on as many frame pairs at a time as fit in `pixels_per_call` pixels (at least
-    one), which bounds its memory on long clips and large frames (the published code runs
-    all n * (t - 1) pairs in one batch); per pair the result is the same.
+    The estimator (SPyNet, or `ClassicalFlow` of the same interface) runs on as many frame pairs
+    at a time as fit in `pixels_per_call` pixels (at least one), which bounds its memory on long
+    clips and large frames (the published code runs all n * (t - 1) pairs in one batch); per
+    pair the result is the same.
     """
     n, t, c, h, w = frames.shape
     pairs_per_call = max(1, pixels_per_call // (32 * -(-h // 32) * 32 * -(-w // 32)))
