@@ -36,7 +36,10 @@ TINY = {
                 "max_width": 128,
             },
             "carphone": {"video": "carphone_pristine.mp4", "first_frame": 0, "num_frames": 6},
+            "rocket_pan": {"image": "rocket", "num_frames": 4, "height": 64, "width": 96, "pan": [1.5, 0.5]},
         },
+        "train_clips": ["bigbuckbunny", "rocket_pan"],  # a video and a photo clip
+        "test_sets": {"carphone": ["carphone"]},
         "crfs": [25],
         "workers": 1,
     },
@@ -52,7 +55,7 @@ TINY = {
         "checkpoint_every": 2,
         "eval_every": 100,
     },
-    "evaluate": {"levels": ["raw", 25], "strip_frame": 2},
+    "evaluate": {"datasets": ["carphone"], "levels": ["raw", 25], "strip_frame": 2},
 }
 STAGES = ("fetch", "degrade", "compress@25", "pack", "train", "evaluate@carphone-raw", "evaluate@carphone-25", "report")
 # Not results: none of these may re-run a stage (ftvsr.params.NON_RESULT_KEYS).
@@ -110,6 +113,8 @@ def test_dvc_repro_end_to_end_then_nothing_then_the_readme_ablation_and_back(tmp
     assert len(hr) == 6
     assert (project / "data/sample/lr/25/test/carphone/bitrate.csv").is_file()
     assert (project / "data/sample/lmdb/25.lmdb/meta_info.txt").is_file()
+    packed = (project / "data/sample/lmdb/hr.lmdb/meta_info.txt").read_text().splitlines()
+    assert {line.split("/")[0] for line in packed} == {"bigbuckbunny", "rocket_pan"}
     assert (project / "data/sample/dataset_lr").is_dir()  # the sample comes without LR: empty
     assert not list((project / "data/sample").rglob("*.partial-*"))
     assert (project / "models/sample/ftvsr.pth").is_file()
