@@ -98,3 +98,18 @@ def test_bad_profile_or_override_is_one_line_and_leaves_params_alone(tmp_path, n
         activate_profile(name, overrides, profiles_dir=ROOT / "profiles", params_file=params_file)
     assert "\n" not in str(failure.value)
     assert params_file.read_text() == "untouched"
+
+
+def test_sample_profile_keeps_validation_and_test_content_out_of_training():
+    data = load_params(Path("profiles/sample.yaml")).data
+
+    def sources(clips):
+        return {getattr(data.sample[c], "image", None) or data.sample[c].video for c in clips}
+
+    training = sources(data.train_clips)
+    assert sources(data.test_sets["natural_val"]) == {"chelsea", "coffee"}
+    assert sources(data.test_sets["carphone"]) == {"carphone_pristine.mp4"}
+    for held_out in data.test_sets.values():
+        assert not sources(held_out) & training
+    assert not set(data.train_clips) & {c for clips in data.test_sets.values() for c in clips}
+    assert len(training) == 8  # bigbuckbunny and seven photographs

