@@ -129,7 +129,7 @@ class ModelSettings(_Strict):
     hf_once: bool = False
     zero_init_heads: bool = False
     flow: Literal["spynet", "zero", "classical"] = "spynet"
-    base_upsample: Literal["bilinear", "bicubic"] = "bilinear"
+    base_upsample: Literal["bilinear", "bicubic", "lanczos"] = "bilinear"
 
     @model_validator(mode="after")
     def _widths(self) -> ModelSettings:

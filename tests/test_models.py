@@ -6,11 +6,14 @@ import argparse
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import assert_matches_published
+from PIL import Image
 
+from ftvsr.data.sample import sample_photo_path
 from ftvsr.errors import FTVSRError
 from ftvsr.models import (
     FTVSR,
@@ -27,6 +30,7 @@ from ftvsr.models import (
 from ftvsr.models.classical_flow import ClassicalFlow
 from ftvsr.models.ftt import dct_basis, frequency_tokens, frequency_untokens
 from ftvsr.models.ftvsr import pad_to_multiple
+from ftvsr.models.resample import lanczos_upsample
 
 TINY = dict(mid_channels=16, num_blocks=1, ftt_channels=64, d_model=32, n_heads=2)
 
@@ -141,14 +145,32 @@ def test_padding_reproduces_published_corner_copy():
     assert torch.equal(only_w[..., :, 5:], frames[..., :4, 2:])  # one side padded: whole strip copied
 
 
-@pytest.mark.parametrize("base_upsample", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("base_upsample", ["bilinear", "bicubic", "lanczos"])
 def test_zero_init_heads_with_hf_once_outputs_the_upsampled_base(base_upsample):
     model = tiny_model(zero_init_heads=True, hf_once=True, base_upsample=base_upsample)
     clip = random_clip(t=3, h=15, w=18)
     with torch.no_grad():
         out = model(clip)
-    base = F.interpolate(clip.flatten(0, 1), scale_factor=4, mode=base_upsample, align_corners=False)
+    if base_upsample == "lanczos":
+        base = lanczos_upsample(clip.flatten(0, 1), 4)
+    else:
+        base = F.interpolate(clip.flatten(0, 1), scale_factor=4, mode=base_upsample, align_corners=False)
     assert torch.equal(out, base.view_as(out))
+
+
+def test_lanczos_upsample_is_pillows_lanczos():
+    # a smooth RGB frame: Pillow rounds and clips to 8 bits after its first pass, so noise would
+    # differ by its overshoots; on smooth natural content the two agree to a grey level
+    photo = Image.open(sample_photo_path("chelsea")).convert("RGB").resize((45, 30), Image.Resampling.BOX)
+    expected = np.asarray(photo.resize((180, 120), Image.Resampling.LANCZOS)).astype(np.float64)
+    frame = torch.from_numpy(np.array(photo)).permute(2, 0, 1)[None].double() / 255
+    ours = lanczos_upsample(frame, 4)[0].permute(1, 2, 0).numpy() * 255
+    difference = np.abs(np.clip(np.round(ours), 0, 255) - expected)
+    assert difference.mean() < 0.5 and difference.max() <= 1
+    assert ours.shape == expected.shape
+    # the taps outside the frame are dropped and the rest renormalised: a flat frame stays flat
+    flat = lanczos_upsample(torch.full((1, 1, 5, 7), 0.25), 4)
+    assert flat.shape == (1, 1, 20, 28) and torch.allclose(flat, torch.tensor(0.25))
 
 
 def test_published_output_counts_first_stage_twice():

@@ -27,11 +27,12 @@ from ftvsr.models.classical_flow import ClassicalFlow
 from ftvsr.models.ftt import ATTENTION_MODES, ATTENTION_PATCH, FREQUENCY_GROUPS, FTT
 from ftvsr.models.ltam import LTAM, KeyframeBuffers
 from ftvsr.models.onednn import conv1x1
+from ftvsr.models.resample import lanczos_upsample
 from ftvsr.models.spynet import SPyNet, clip_flows, flow_warp
 
 SCALE = 4
 FLOW_MODES = ("spynet", "zero", "classical")
-BASE_UPSAMPLE_MODES = ("bilinear", "bicubic")
+BASE_UPSAMPLE_MODES = ("bilinear", "bicubic", "lanczos")
 HR_CHANNELS = 64  # published: the 4x head works at 64 channels whatever mid_channels is
 
 
@@ -95,7 +96,8 @@ class FTVSR(nn.Module):
         flow: "spynet", "zero" (no flow call, zero motion) or "classical" (a parameter-free
             Horn-Schunck flow, `ClassicalFlow`, in SPyNet's place; the SPyNet weights stay in
             the state dict, unused, so checkpoints keep one layout).
-        base_upsample: "bilinear" (published) or "bicubic" for the upsampled base frame.
+        base_upsample: "bilinear" (published), "bicubic" or "lanczos" (a = 3, Pillow's weights:
+            `ftvsr.models.resample`) for the upsampled base frame.
         attention: "sdpa" or "materialized" (the published L x L attention matrix; a reference).
     """
 
@@ -272,10 +274,15 @@ class FTVSR(nn.Module):
             x = self.upsample1(x, negative_slope=0.1)
             x = self.upsample2(x, negative_slope=0.1)
             x = conv2d(self.conv_hr, x, "leaky_relu", 0.1)
-            base = F.interpolate(lrs[:, i], scale_factor=SCALE, mode=self.base_upsample, align_corners=False)
+            base = self._upsample_base(lrs[:, i])
             bases.append(base)
             outputs.append(self.conv_last(x) + base)
         return torch.stack(bases, dim=1), torch.stack(outputs, dim=1)
+
+    def _upsample_base(self, lr: torch.Tensor) -> torch.Tensor:
+        if self.base_upsample == "lanczos":
+            return lanczos_upsample(lr, SCALE)
+        return F.interpolate(lr, scale_factor=SCALE, mode=self.base_upsample, align_corners=False)
 
     def forward(self, lrs: torch.Tensor) -> torch.Tensor:
         self.check_input(lrs)
