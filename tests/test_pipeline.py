@@ -54,6 +54,7 @@ TINY = {
         "log_every": 1,
         "checkpoint_every": 2,
         "eval_every": 100,
+        "threads": 1,  # the tests share the cores
     },
     "evaluate": {"datasets": ["carphone"], "levels": ["raw", 25], "strip_frame": 2},
 }

@@ -384,7 +384,8 @@ def test_evaluation_conditions_follow_the_profiles():
     )
     assert evaluation_conditions(bd) == {"reds4": ("bd", "RGB"), "vid4": ("bd", "Y")}
     assert evaluation_conditions(load_params(ROOT / "profiles" / "paper-vimeo.yaml")) == {"vid4": ("bd", "Y")}
-    assert evaluation_conditions(load_params(ROOT / "profiles" / "sample.yaml")) == {"carphone": ("bd", "RGB")}
+    sample = load_params(ROOT / "profiles" / "sample.yaml")
+    assert evaluation_conditions(sample) == {"natural_val": ("bd", "RGB"), "carphone": ("bd", "RGB")}
     # the paper profile's own setup is the published one: every published cell it evaluates gets a Δ
     df = _one_frame()
     delta = paper_table(df, trained_on="REDS", conditions=evaluation_conditions(paper))[1]["Δ ours − published"]
