@@ -56,7 +56,7 @@ TINY = {
         "eval_every": 100,
         "threads": 1,  # the tests share the cores
     },
-    "evaluate": {"datasets": ["carphone"], "levels": ["raw", 25], "strip_frame": 2},
+    "evaluate": {"datasets": ["carphone"], "levels": ["raw", 25], "strip_frame": 2, "threads": 1},
 }
 STAGES = ("fetch", "degrade", "compress@25", "pack", "train", "evaluate@carphone-raw", "evaluate@carphone-25", "report")
 # Not results: none of these may re-run a stage (ftvsr.params.NON_RESULT_KEYS).
