@@ -3,19 +3,20 @@
     python docs/make_figure.py                      # after `make repro` (or on the committed report)
     python docs/make_figure.py --report reports/sample --out docs/images/results.png
 
-Left: crops of the visual strips `strips/strip_raw.png` and `strips/strip_crf35.png` (LR shown
-nearest-neighbour x4, bicubic, FTVSR, ground truth), one row per compression level. Right: PSNR
-against the CRF of the LR input from `psnr_vs_crf.csv`. Every label is drawn outside the images.
+Left: the carphone crops of the visual strips `strips/strip_raw.png` and `strips/strip_crf35.png`
+(LR shown nearest-neighbour x4, bicubic, Lanczos, FTVSR, ground truth), one row per compression
+level. Right: PSNR against the CRF of the LR input from `psnr_vs_crf.csv`. Every label is drawn
+outside the images.
 
-The strips are cut back into their tiles with the geometry of `ftvsr.report.make_strip` (a
-header line, a caption line, then four tiles with a 4-pixel gap); a strip of another shape is
-refused rather than cut wrongly.
+The strips are cut back into their tiles with the boxes `ftvsr.report.make_strip` records in the
+PNG (`tile_boxes`); a strip without them is refused rather than cut by guesswork.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -24,33 +25,36 @@ import yaml
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-LABEL_H, GAP, COLUMNS = 18, 4, 4  # ftvsr.report.make_strip: label band height, gap, tiles per row
-COLUMN_TITLES = ("LR input\n(nearest x4)", "Bicubic", "FTVSR (ours)", "Ground truth")
+DATASET = "carphone"  # the test clip: the first row of each strip
+COLUMN_TITLES = ("LR input\n(nearest x4)", "Bicubic", "Lanczos", "FTVSR (ours)", "Ground truth")
+COLUMNS = len(COLUMN_TITLES)
+SCORED = {1: "bicubic", 2: "lanczos", 3: "ftvsr"}  # tile column -> method whose PSNR goes under it
 ROWS = (("raw", "uncompressed\nLR input"), ("crf35", "H.264 CRF 35\nLR input"))
 LEVELS = ("raw", "crf15", "crf25", "crf35")
 LEVEL_TITLES = {"raw": "Raw", "crf15": "CRF 15", "crf25": "CRF 25", "crf35": "CRF 35"}
-METHODS = (("bicubic", "Bicubic", "#1f77b4"), ("ftvsr", "FTVSR (ours)", "#d62728"))
+METHODS = (("bicubic", "Bicubic", "#1f77b4"), ("lanczos", "Lanczos", "#2ca02c"), ("ftvsr", "FTVSR (ours)", "#d62728"))
 
 
-def strip_tiles(path: Path) -> list[np.ndarray]:
-    """The four tiles of a one-row strip written by `ftvsr.report.make_strip`."""
-    image = np.asarray(Image.open(path).convert("RGB"))
-    height, width = image.shape[:2]
-    tile_w = (width - (COLUMNS + 1) * GAP) // COLUMNS
-    tile_h = height - 2 * LABEL_H - 2 * GAP
-    if tile_w <= 0 or tile_h <= 0 or COLUMNS * tile_w + (COLUMNS + 1) * GAP != width:
-        raise SystemExit(f"{path}: {width}x{height} is not a one-row strip of {COLUMNS} tiles")
-    top = 2 * LABEL_H
-    return [image[top : top + tile_h, GAP + c * (tile_w + GAP) : GAP + c * (tile_w + GAP) + tile_w] for c in range(4)]
+def strip_tiles(path: Path, row: int = 0) -> list[np.ndarray]:
+    """The tiles of one row of a strip written by `ftvsr.report.make_strip`, left to right."""
+    with Image.open(path) as opened:
+        boxes = opened.info.get("tile_boxes")
+        image = np.asarray(opened.convert("RGB"))
+    if boxes is None:
+        raise SystemExit(f"{path}: no tile_boxes recorded; re-run the report stage")
+    tiles = sorted((c, box) for r, c, *box in json.loads(boxes) if r == row)
+    if len(tiles) != COLUMNS:
+        raise SystemExit(f"{path}: row {row} has {len(tiles)} tiles, not {COLUMNS}")
+    return [image[top:bottom, left:right] for _c, (left, top, right, bottom) in tiles]
 
 
 def read_psnr(path: Path) -> dict[str, dict[str, float]]:
-    """{method: {level: PSNR}} for the first dataset of `psnr_vs_crf.csv`."""
+    """{method: {level: PSNR}} for `DATASET` in `psnr_vs_crf.csv`."""
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows:
         raise SystemExit(f"{path} is empty")
-    dataset = rows[0]["dataset"]
+    dataset = DATASET
     table: dict[str, dict[str, float]] = {}
     for row in rows:
         if row["dataset"] == dataset:
@@ -63,8 +67,8 @@ def make_figure(report: Path, out: Path, profile: Path) -> Path:
     psnr = read_psnr(report / "psnr_vs_crf.csv")
     tiles = {level: strip_tiles(report / "strips" / f"strip_{level}.png") for level, _ in ROWS}
 
-    fig = plt.figure(figsize=(11.0, 4.3), dpi=100)
-    grid = fig.add_gridspec(len(ROWS), COLUMNS, left=0.09, right=0.6, top=0.86, bottom=0.16, wspace=0.06, hspace=0.2)
+    fig = plt.figure(figsize=(12.0, 4.3), dpi=100)
+    grid = fig.add_gridspec(len(ROWS), COLUMNS, left=0.08, right=0.62, top=0.86, bottom=0.16, wspace=0.06, hspace=0.2)
     for r, (level, row_title) in enumerate(ROWS):
         for c in range(COLUMNS):
             ax = fig.add_subplot(grid[r, c])
@@ -75,9 +79,8 @@ def make_figure(report: Path, out: Path, profile: Path) -> Path:
                 ax.set_title(COLUMN_TITLES[c], fontsize=9.5)
             if c == 0:
                 ax.set_ylabel(row_title, fontsize=9.5)
-            if c in (1, 2):  # the clip's mean PSNR under the method's tile
-                method = "bicubic" if c == 1 else "ftvsr"
-                ax.set_xlabel(f"{psnr[method][level]:.2f} dB", fontsize=9, labelpad=2)
+            if c in SCORED:  # the clip's mean PSNR under the method's tile
+                ax.set_xlabel(f"{psnr[SCORED[c]][level]:.2f} dB", fontsize=9, labelpad=2)
     fig.text(
         0.09,
         0.035,
@@ -100,7 +103,7 @@ def make_figure(report: Path, out: Path, profile: Path) -> Path:
             xytext=(0, 8),
             ha="center",
             fontsize=8.5,
-            color=METHODS[1][2],
+            color=METHODS[-1][2],
             bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"},
         )
     ax.set_xticks(x, [LEVEL_TITLES[level] for level in LEVELS])
