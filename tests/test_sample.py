@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -111,7 +112,10 @@ def test_sample_photos_are_found_in_the_scikit_image_wheel() -> None:
     for name in SAMPLE_PHOTOS:
         path = sample_photo_path(name)
         assert path.is_file() and path.parent.name == "data" and path.parent.parent.name == "skimage"
-    assert "skimage" not in sys.modules  # a data file, never imported
+    # a data file, never imported (other tests import skimage, so look in a fresh interpreter)
+    probe = "import sys; from ftvsr.data.sample import SAMPLE_PHOTOS as P, sample_photo_path as f; "
+    probe += "[f(n) for n in P]; print('skimage' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "False\n"
     for name in ["horse", "lfw_subset", "../chelsea", "bikes"]:
         with pytest.raises(FTVSRError, match="unknown sample photo"):
             sample_photo_path(name)
