@@ -151,3 +151,11 @@ def test_fetch_sample_photo_clips_resume_and_refuse_views_outside(tmp_path: Path
     with pytest.raises(FTVSRError, match="outside the 451x300 photo"):
         fetch_sample(tmp_path / "x", too_far, progress=False)
     assert not (tmp_path / "x").exists()
+
+
+def test_params_allow_exactly_the_sample_photos() -> None:
+    from typing import get_args
+
+    from ftvsr.params import PhotoClip as PhotoClipParams
+
+    assert set(get_args(PhotoClipParams.model_fields["image"].annotation)) == set(SAMPLE_PHOTOS)
