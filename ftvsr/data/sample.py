@@ -290,8 +290,9 @@ def clip_is_done(
 ) -> bool:
     """True when `clip_dir` already holds the clip `settings` choose (what `fetch_clip` would skip).
 
-    Probes the sample video for its size and frame count (no decoding); raises FTVSRError for
-    settings that choose no frames.
+    Videos are probed for their size and frame count (no decoding), photo clips need nothing
+    read; raises FTVSRError for settings that choose no frames. Only names and sizes are
+    compared: the pipeline's fetch stage rebuilds on any change of settings by itself.
     """
     if _is_photo(settings):
         height, width = _photo_frame_size(settings, multiple)
