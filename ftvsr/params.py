@@ -126,6 +126,7 @@ class ModelSettings(_Strict):
     d_model: int = Field(512, gt=0)
     n_heads: int = Field(4, gt=0)
     ftt_channels: int = Field(512, gt=0)
+    hr_channels: int = Field(64, gt=0)
     hf_once: bool = False
     zero_init_heads: bool = False
     flow: Literal["spynet", "zero", "classical"] = "spynet"

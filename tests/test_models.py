@@ -325,6 +325,22 @@ def test_bad_configuration_raises():
         FTVSR(**TINY, flow="raft")
     with pytest.raises(FTVSRError, match="stride must be a multiple of 4"):
         FTVSR(**TINY, stride=3)
+    with pytest.raises(FTVSRError, match="hr_channels must be an integer >= 1"):
+        FTVSR(**TINY, hr_channels=0)
+
+
+def test_hr_channels_sets_the_width_of_the_4x_head_only():
+    published = tiny_model()
+    narrow = tiny_model(hr_channels=8)
+    assert published.conv_hr.weight.shape == (64, 64, 3, 3)  # the published width, whatever mid_channels
+    assert narrow.upsample2.upsample_conv.weight.shape == (8 * 4, 16, 3, 3)
+    assert narrow.conv_hr.weight.shape == (8, 8, 3, 3)
+    assert narrow.conv_last.weight.shape == (3, 8, 3, 3)
+    others = {k: v.shape for k, v in narrow.state_dict().items() if not k.startswith(("upsample2", "conv_hr", "conv_last"))}
+    assert others == {k: v.shape for k, v in published.state_dict().items() if k in others}
+    clip = random_clip(t=2)
+    with torch.no_grad():
+        assert narrow(clip).shape == (1, 2, 3, 64, 80)
 
 
 # ---------------------------------------------------------------- released checkpoints
@@ -391,7 +407,7 @@ def test_spynet_weights_in_mmedit_naming(tmp_path):
 
 
 def test_save_and_rebuild_from_checkpoint(tmp_path):
-    model = tiny_model(seed=5, hf_once=True, flow="zero", base_upsample="bicubic")
+    model = tiny_model(seed=5, hf_once=True, flow="zero", base_upsample="bicubic", hr_channels=16)
     path = save_model(model, tmp_path / "model.pt", metadata={"step": 7, "note": "tiny"})
     assert not list(tmp_path.glob(".*.tmp"))
     rebuilt = FTVSR.from_checkpoint(path)
@@ -402,6 +418,7 @@ def test_save_and_rebuild_from_checkpoint(tmp_path):
         assert torch.equal(rebuilt(clip), model(clip))
     assert read_metadata(path)["step"] == 7
     assert torch.load(path, weights_only=True)["config"]["flow"] == "zero"
+    assert rebuilt.conv_hr.weight.shape == (16, 16, 3, 3)
 
 
 def test_checkpoint_of_another_size_names_mismatches(tmp_path):

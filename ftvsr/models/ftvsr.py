@@ -90,6 +90,8 @@ class FTVSR(nn.Module):
         dct_kernel: DCT block size (square), in 4x pixels.
         d_model, n_heads: frequency attention width and heads.
         ftt_channels: feature width of the frequency transformer (a multiple of 64).
+        hr_channels: feature width of the head's last two convolutions, at 4x resolution
+            (published: 64 whatever mid_channels is). They cost most of a small model's time.
         hf_once: add the first-stage image once instead of the published twice (fresh training).
         zero_init_heads: zero the residual heads (`conv_last`, `FTT.conv_layer2`): with
             hf_once=True the untrained network outputs exactly the upsampled base.
@@ -112,6 +114,7 @@ class FTVSR(nn.Module):
         n_heads: int = 4,
         ftt_channels: int = 512,
         *,
+        hr_channels: int = HR_CHANNELS,
         hf_once: bool = False,
         zero_init_heads: bool = False,
         flow: str = "spynet",
@@ -129,6 +132,7 @@ class FTVSR(nn.Module):
             d_model,
             n_heads,
             ftt_channels,
+            hr_channels,
             flow,
             base_upsample,
             attention,
@@ -143,6 +147,7 @@ class FTVSR(nn.Module):
             d_model=d_model,
             n_heads=n_heads,
             ftt_channels=ftt_channels,
+            hr_channels=hr_channels,
             hf_once=hf_once,
             zero_init_heads=zero_init_heads,
             flow=flow,
@@ -164,9 +169,9 @@ class FTVSR(nn.Module):
         self.resblocks = ResidualBlocksWithInputConv(2 * mid_channels, mid_channels, num_blocks)
         self.fusion = nn.Conv2d(3 * mid_channels, mid_channels, 1, 1, 0, bias=True)
         self.upsample1 = PixelShufflePack(mid_channels, mid_channels, 2, upsample_kernel=3)
-        self.upsample2 = PixelShufflePack(mid_channels, HR_CHANNELS, 2, upsample_kernel=3)
-        self.conv_hr = nn.Conv2d(HR_CHANNELS, HR_CHANNELS, 3, 1, 1)
-        self.conv_last = nn.Conv2d(HR_CHANNELS, 3, 3, 1, 1)
+        self.upsample2 = PixelShufflePack(mid_channels, hr_channels, 2, upsample_kernel=3)
+        self.conv_hr = nn.Conv2d(hr_channels, hr_channels, 3, 1, 1)
+        self.conv_last = nn.Conv2d(hr_channels, 3, 3, 1, 1)
         self.FTT = FTT(dct_kernel, d_model, n_heads, ftt_channels, hf_once=hf_once, attention=attention)
 
         if zero_init_heads:
@@ -310,6 +315,7 @@ def _check_config(
     d_model,
     n_heads,
     ftt_channels,
+    hr_channels,
     flow,
     base_upsample,
     attention,
@@ -322,6 +328,7 @@ def _check_config(
         ("d_model", d_model),
         ("n_heads", n_heads),
         ("ftt_channels", ftt_channels),
+        ("hr_channels", hr_channels),
     ):
         lowest = 0 if name == "num_blocks" else 1
         if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
