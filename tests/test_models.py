@@ -336,7 +336,8 @@ def test_hr_channels_sets_the_width_of_the_4x_head_only():
     assert narrow.upsample2.upsample_conv.weight.shape == (8 * 4, 16, 3, 3)
     assert narrow.conv_hr.weight.shape == (8, 8, 3, 3)
     assert narrow.conv_last.weight.shape == (3, 8, 3, 3)
-    others = {k: v.shape for k, v in narrow.state_dict().items() if not k.startswith(("upsample2", "conv_hr", "conv_last"))}
+    head = ("upsample2", "conv_hr", "conv_last")
+    others = {k: v.shape for k, v in narrow.state_dict().items() if not k.startswith(head)}
     assert others == {k: v.shape for k, v in published.state_dict().items() if k in others}
     clip = random_clip(t=2)
     with torch.no_grad():
