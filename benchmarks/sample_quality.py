@@ -26,9 +26,9 @@ level for every seed, and at least +0.5 dB over bicubic at raw (mean over seeds)
 PASS / FAIL per target and exits 1 when one fails.
 
 Measured with the sample profile as committed (`--seeds 0 1 2 --check --threads 2`, 2-core
-x86-64 CPU, about 4.5 minutes of training a seed): natural_val passes both targets (lowest seed
-+0.09 dB over Lanczos at CRF 35; +1.20 dB over bicubic at raw); carphone passes +0.5 dB (+1.19)
-but not Lanczos at CRF 35, where the seeds are 0.01-0.03 dB behind it.
+x86-64 CPU, about 3.5 minutes of training a seed): natural_val passes both targets (lowest seed
++0.08 dB over Lanczos at CRF 35; +1.32 dB over bicubic at raw); carphone passes +0.5 dB (+1.11)
+but not Lanczos at CRF 35, where the seeds are 0.02, 0.19 and 0.13 dB behind it.
 
 Every run appends one JSON line to `--log` (settings, seconds per iteration, deltas).
 Timings depend on how busy the cores are: compare runs made under the same load
