@@ -149,6 +149,9 @@ def test_dvc_repro_end_to_end_then_nothing_then_the_readme_ablation_and_back(tmp
     assert "Running stage" not in second.stdout and "Data and pipelines are up to date" in second.stdout
 
     _set(project, NOT_RESULTS)
+    # bytecode caches appear wherever the code is imported: never part of a stage's dependencies
+    (project / "ftvsr/models/__pycache__").mkdir(exist_ok=True)
+    (project / "ftvsr/models/__pycache__/stray.cpython-311.pyc").write_bytes(b"\0")
     status = dvc(project, "status")
     assert "Data and pipelines are up to date" in status.stdout, status.stdout
     assert "Running stage" not in dvc(project, "repro", api_url=prefect_api_url).stdout
