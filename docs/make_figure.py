@@ -54,10 +54,9 @@ def read_psnr(path: Path) -> dict[str, dict[str, float]]:
         rows = list(csv.DictReader(handle))
     if not rows:
         raise SystemExit(f"{path} is empty")
-    dataset = DATASET
     table: dict[str, dict[str, float]] = {}
     for row in rows:
-        if row["dataset"] == dataset:
+        if row["dataset"] == DATASET:
             table.setdefault(row["method"], {})[row["crf"]] = float(row["psnr"])
     return table
 

@@ -90,8 +90,9 @@ class FTVSR(nn.Module):
         dct_kernel: DCT block size (square), in 4x pixels.
         d_model, n_heads: frequency attention width and heads.
         ftt_channels: feature width of the frequency transformer (a multiple of 64).
-        hr_channels: feature width of the head's last two convolutions, at 4x resolution
-            (published: 64 whatever mid_channels is). They cost most of a small model's time.
+        hr_channels: feature width of the head at 4x resolution: `upsample2`'s output, `conv_hr`,
+            `conv_last`'s input (published: 64 whatever mid_channels is). These layers take about
+            half of a small model's training step.
         hf_once: add the first-stage image once instead of the published twice (fresh training).
         zero_init_heads: zero the residual heads (`conv_last`, `FTT.conv_layer2`): with
             hf_once=True the untrained network outputs exactly the upsampled base.
