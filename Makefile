@@ -10,6 +10,17 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 PIP_TORCH = $(BIN)/python -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+# The rest goes in with uv (installed into the venv from the package index), which fetches and
+# unpacks in parallel: about 1 minute instead of pip's 4 on 2 cores. It keeps the torch above.
+# uv reads UV_DEFAULT_INDEX, not pip.conf: behind a mirror set only for pip, use INSTALLER=pip.
+INSTALLER ?= uv
+ifeq ($(INSTALLER),uv)
+INSTALL = $(BIN)/python -m pip install --quiet "uv>=0.5" && $(BIN)/uv pip install --quiet --python $(BIN)/python
+else ifeq ($(INSTALLER),pip)
+INSTALL = $(BIN)/python -m pip install --quiet
+else
+$(error INSTALLER must be uv or pip, not '$(INSTALLER)')
+endif
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install install-dev repro lint test bench clean-outputs
@@ -19,11 +30,11 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	$(PIP_TORCH)
-	$(BIN)/python -m pip install --quiet -e .
+	$(INSTALL) -e .
 
 install-dev: $(BIN)/python
 	$(PIP_TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(INSTALL) -e ".[dev]"
 
 # One Prefect server for every stage (pipelines/prefect_server.py), not one per stage.
 repro: install
