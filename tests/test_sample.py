@@ -83,6 +83,14 @@ def test_fetch_sample_skips_complete_and_finishes_partial(tmp_path: Path) -> Non
     assert (tmp_path / "a" / "00000000.png").stat().st_mtime_ns == kept
     assert len(list_frames(tmp_path / "b")) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+    # other frames of the same count and size: the clip is stale, so it is redone
+    later = {"a": SampleClip("carphone_pristine", first_frame=10, num_frames=3)}
+    assert fetch_sample(tmp_path, later, progress=False) == {"a": 3}
+    np.testing.assert_array_equal(read_clip(tmp_path / "a"), read_video(sample_video_path("carphone_pristine"))[10:13])
+    # a clip without the record of its settings (written before records were kept) is redone
+    (tmp_path / "b" / ".clip.json").unlink()
+    fetch_sample(tmp_path, clips, progress=False)
+    assert (tmp_path / "b" / ".clip.json").is_file()
     # other crop settings: the clip is stale, so it is redone
     smaller = {"a": SampleClip("carphone_pristine", num_frames=3, max_width=64)}
     assert fetch_sample(tmp_path, smaller, progress=False) == {"a": 3}
@@ -147,6 +155,10 @@ def test_fetch_sample_photo_clips_resume_and_refuse_views_outside(tmp_path: Path
     kept = (tmp_path / "hr" / "cat" / "00000000.png").stat().st_mtime_ns
     assert fetch_sample(tmp_path / "hr", clips, progress=False) == {"cat": 5}  # complete: kept
     assert (tmp_path / "hr" / "cat" / "00000000.png").stat().st_mtime_ns == kept
+    # another camera move at the same frame count and size: the clip is stale, so it is filmed again
+    panned = {"cat": PhotoClip("chelsea", num_frames=5, height=72, width=96, pan=(-1.5, 0.4), shake=0.5)}
+    assert fetch_sample(tmp_path / "hr", panned, progress=False) == {"cat": 5}
+    np.testing.assert_array_equal(read_clip(tmp_path / "hr" / "cat"), np.stack(render_photo_clip(panned["cat"])))
     too_far = {"cat": PhotoClip("chelsea", num_frames=40, height=144, width=192, pan=(4.0, 0.0))}
     with pytest.raises(FTVSRError, match="outside the 451x300 photo"):
         fetch_sample(tmp_path / "x", too_far, progress=False)

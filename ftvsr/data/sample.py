@@ -29,7 +29,9 @@ sharp as the photograph. Only the photographs in `SAMPLE_PHOTOS` may be used.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
+import json
 import logging
 import math
 import os
@@ -44,6 +46,7 @@ from tqdm import tqdm
 from typing_extensions import TypeIs
 
 from ftvsr.errors import FTVSRError
+from ftvsr.io.atomic import write_text_atomic
 from ftvsr.io.frames import frame_name, list_frames, write_clip
 from ftvsr.io.video import iter_video, probe_video
 
@@ -271,11 +274,34 @@ def _frame_indices(settings: SampleClipSettings, video_frames: int, video: str) 
     return indices
 
 
-def _is_complete(clip_dir: Path, count: int, height: int, width: int) -> bool:
-    """Written atomically, so the right frame names at the right size mean done (and not stale)."""
+# What a fetched clip was made from, hidden inside its folder (frame listings skip dot files):
+# a clip of the same frame count and size but another pan, zoom or first frame is stale.
+CLIP_RECORD = ".clip.json"
+
+
+def _clip_record(settings: SampleClipSettings | PhotoClipSettings, multiple: int) -> str:
+    kind = PhotoClip if _is_photo(settings) else SampleClip
+    fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(kind)}
+    return json.dumps({"settings": fields, "multiple": multiple}, sort_keys=True)
+
+
+def _write_clip_with_record(
+    clip_dir: Path, frames: list[np.ndarray], settings: SampleClipSettings | PhotoClipSettings, multiple: int
+) -> None:
+    # the frames replace the folder (and any old record) first: a record is never older than its frames
+    write_clip(clip_dir, frames)
+    write_text_atomic(clip_dir / CLIP_RECORD, _clip_record(settings, multiple))
+
+
+def _is_complete(
+    clip_dir: Path, count: int, height: int, width: int, settings: SampleClipSettings | PhotoClipSettings, multiple: int
+) -> bool:
+    """Written atomically, so the right frame names and size, made from these settings, mean done."""
     if not clip_dir.is_dir():
         return False
     try:
+        if (clip_dir / CLIP_RECORD).read_text() != _clip_record(settings, multiple):
+            return False
         paths = list_frames(clip_dir)
         if [p.name for p in paths] != [frame_name(i) for i in range(count)]:
             return False
@@ -291,17 +317,17 @@ def clip_is_done(
     """True when `clip_dir` already holds the clip `settings` choose (what `fetch_clip` would skip).
 
     Videos are probed for their size and frame count (no decoding), photo clips need nothing
-    read; raises FTVSRError for settings that choose no frames. Only names and sizes are
-    compared: the pipeline's fetch stage rebuilds on any change of settings by itself.
+    read; raises FTVSRError for settings that choose no frames. The clip's record of the settings
+    it was made from must match, and its frame names and size.
     """
     if _is_photo(settings):
         height, width = _photo_frame_size(settings, multiple)
-        return _is_complete(Path(clip_dir), settings.num_frames, height, width)
+        return _is_complete(Path(clip_dir), settings.num_frames, height, width, settings, multiple)
     path = sample_video_path(settings.video)
     info = probe_video(path)
     indices = _frame_indices(settings, info.num_frames, settings.video)
     _, _, crop_h, crop_w = centre_crop_box(info.height, info.width, multiple, settings.max_height, settings.max_width)
-    return _is_complete(Path(clip_dir), len(indices), crop_h, crop_w)
+    return _is_complete(Path(clip_dir), len(indices), crop_h, crop_w, settings, multiple)
 
 
 def _is_photo(settings: SampleClipSettings | PhotoClipSettings) -> TypeIs[PhotoClipSettings]:
@@ -314,7 +340,7 @@ def fetch_photo_clip(clip_dir: str | os.PathLike, settings: PhotoClipSettings, m
     if clip_is_done(clip_dir, settings, multiple):
         return settings.num_frames
     frames = render_photo_clip(settings, multiple)
-    write_clip(clip_dir, frames)
+    _write_clip_with_record(clip_dir, frames, settings, multiple)
     log.info("%s: %d frames over %s", clip_dir, len(frames), settings.image)
     return len(frames)
 
@@ -324,7 +350,7 @@ def fetch_clip(clip_dir: str | os.PathLike, settings: SampleClipSettings | Photo
     PNG); returns the frame count.
 
     Skipped, returning the count, when `clip_dir` already holds exactly those frame names at
-    the crop's size.
+    the crop's size, made from the same settings (`clip_is_done`).
     """
     if _is_photo(settings):
         return fetch_photo_clip(clip_dir, settings, multiple)
@@ -335,7 +361,7 @@ def fetch_clip(clip_dir: str | os.PathLike, settings: SampleClipSettings | Photo
     top, left, crop_h, crop_w = centre_crop_box(
         info.height, info.width, multiple, settings.max_height, settings.max_width
     )
-    if _is_complete(clip_dir, len(indices), crop_h, crop_w):
+    if _is_complete(clip_dir, len(indices), crop_h, crop_w, settings, multiple):
         return len(indices)
     wanted, frames = set(indices), []
     # Stream the decode and keep only the chosen frames: the 720p video is ~370 MB decoded.
@@ -344,7 +370,7 @@ def fetch_clip(clip_dir: str | os.PathLike, settings: SampleClipSettings | Photo
             frames.append(np.ascontiguousarray(frame[top : top + crop_h, left : left + crop_w]))
     if len(frames) != len(indices):
         raise FTVSRError(f"{path}: decoded {len(frames)} of the {len(indices)} chosen frames")
-    write_clip(clip_dir, frames)
+    _write_clip_with_record(clip_dir, frames, settings, multiple)
     log.info("%s: %d frames of %s (%dx%d)", clip_dir, len(frames), settings.video, crop_w, crop_h)
     return len(frames)
 
