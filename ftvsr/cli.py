@@ -234,7 +234,18 @@ def compare(
         EvalSet(dataset, level, root / "lr" / level / "test" / dataset, root / "hr" / "test" / dataset)
         for level in crf or ["raw"]
     ]
-    table = compare_models(entries, sets, mlflow=settings.mlflow)
+    inference = settings.evaluate  # checkpoints run as the evaluate stage runs them
+    table = compare_models(
+        entries,
+        sets,
+        mlflow=settings.mlflow,
+        protocol=inference.protocol,
+        convert_to_y=dataset in inference.y_channel_datasets,
+        crop_border=inference.crop_border,
+        chunk=inference.chunk,
+        chunk_overlap=inference.chunk_overlap,
+        tile=inference.tile,
+    )
     typer.echo(format_comparison(table))
 
 

@@ -22,7 +22,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -161,6 +161,7 @@ def evaluate_set(
     start_frame: int | None = None,
     test_frames: int | None = None,
     chunk: int | None = None,
+    chunk_overlap: int | None = None,
     tile: int | None = None,
     device: str | torch.device = "cpu",
     amp_dtype: torch.dtype | None = None,
@@ -175,9 +176,10 @@ def evaluate_set(
     position of the frame in its clip folder), psnr (dB), ssim.
 
     `model` (needed for "ftvsr") is an `ftvsr.models.FTVSR` or any module mapping float
-    (n, t, 3, h, w) in [0, 1] to (n, t, 3, 4h, 4w); `chunk`, `tile`, `device`, `amp_dtype` are
-    passed to `super_resolve`. `convert_to_y=None`: Y for Vid4, RGB otherwise; `start_frame`,
-    `test_frames`: which frames (defaults per protocol, see the module docstring).
+    (n, t, 3, h, w) in [0, 1] to (n, t, 3, 4h, 4w); `chunk`, `chunk_overlap` (None: its
+    default), `tile`, `device`, `amp_dtype` are passed to `super_resolve`. `convert_to_y=None`: Y
+    for Vid4, RGB otherwise; `start_frame`, `test_frames`: which frames (defaults per protocol, see
+    the module docstring).
 
     `save_frames_dir`: for each clip folder, the frame at position `save_frame_index` among the
     evaluated frames (default: the middle one) is saved as `<save_frames_dir>/<clip>/lr.png`,
@@ -207,6 +209,9 @@ def evaluate_set(
     if not gt_dir.is_dir():
         raise FTVSRError(f"ground truth set folder not found: {gt_dir}")
     clips = list_clips(lq_dir)
+    inference: dict[str, Any] = dict(chunk=chunk, tile=tile, device=device, amp_dtype=amp_dtype)
+    if chunk_overlap is not None:
+        inference["chunk_overlap"] = chunk_overlap
 
     rows: list[tuple] = []
     for clip in tqdm(clips, desc=f"evaluate {dataset} {crf}", unit="clip", disable=not progress):
@@ -220,7 +225,7 @@ def evaluate_set(
         kept: dict[str, dict] = {m: {} for m in methods}  # method -> crop position -> the kept frame
         for piece, lq_piece, gt_piece, where in _pieces(clip, lq, gt, proto.split_2x2):
             for method in methods:
-                pred = _predict(method, lq_piece, model, chunk=chunk, tile=tile, device=device, amp_dtype=amp_dtype)
+                pred = _predict(method, lq_piece, model, **inference)
                 if pred.shape != gt_piece.shape:
                     raise FTVSRError(
                         f"{method} output for {piece} has shape {pred.shape} (t, h, w, c) but its GT {gt_dir / clip} "
@@ -297,6 +302,7 @@ def evaluate_level(
             crop_border=settings.crop_border,
             test_frames=settings.test_frames,
             chunk=settings.chunk,
+            chunk_overlap=settings.chunk_overlap,
             tile=settings.tile,
             device=device,
             amp_dtype=torch.bfloat16 if settings.precision == "bf16" else None,

@@ -219,7 +219,10 @@ class EvaluateSettings(_Strict):
     protocol: Literal["full", "published"] = "full"
     y_channel_datasets: list[str] = []  # scored on Y (BT.601) instead of RGB
     crop_border: int = Field(0, ge=0)
+    # Temporal windows of at most `chunk` frames, consecutive ones sharing `chunk_overlap` frames
+    # (None: the whole clip in one pass; overlap None: ftvsr.inference.CHUNK_OVERLAP).
     chunk: int | None = Field(None, gt=0)
+    chunk_overlap: int | None = Field(None, ge=0)
     tile: int | None = Field(None, gt=0)
     # REDS4 frames scored per clip under the published protocol (None: its 25; `full`: every frame).
     test_frames: int | None = Field(None, gt=0)
@@ -227,6 +230,12 @@ class EvaluateSettings(_Strict):
     threads: int | None = Field(None, gt=0)  # torch intra-op threads (None: torch's default)
     device: str = "auto"  # auto: CUDA when present, else the CPU; or cpu, cuda, cuda:1, ...
     precision: Precision = "fp32"
+
+    @model_validator(mode="after")
+    def _check_chunks(self) -> EvaluateSettings:
+        if self.chunk is not None and self.chunk_overlap is not None and self.chunk_overlap >= self.chunk:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk ({self.chunk})")
+        return self
 
 
 class MlflowSettings(_Strict):

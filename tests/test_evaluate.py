@@ -15,10 +15,12 @@ from torch import nn
 from ftvsr.compare import EvalSet, compare_models
 from ftvsr.data.imresize import imresize
 from ftvsr.errors import FTVSRError
-from ftvsr.evaluate import METHODS, evaluate_set, lanczos_upsample
+from ftvsr.evaluate import METHODS, evaluate_level, evaluate_set, lanczos_upsample
+from ftvsr.inference import super_resolve
 from ftvsr.io.frames import read_frame, write_clip
 from ftvsr.io.video import ffmpeg_exe
 from ftvsr.metrics import psnr, ssim
+from ftvsr.params import EvaluateSettings
 from ftvsr.protocols import resolve_protocol
 from ftvsr.results import ALL_CLIPS, FRAME_COLUMNS, metrics_dict, read_results, summarize, write_results
 
@@ -87,6 +89,22 @@ def test_full_protocol_rows_and_bicubic_values(small_set):
     assert row["ssim"] == pytest.approx(ssim(gt, up))
     # FTVSR rows differ from the bicubic ones (a different method was really run)
     assert not np.allclose(df[df["method"] == "ftvsr"]["psnr"].values, df[df["method"] == "bicubic"]["psnr"].values)
+
+
+def test_evaluate_level_runs_the_model_in_the_settings_windows(small_set, tmp_path):
+    lq_dir, gt_dir = small_set
+    windows = EvaluateSettings(chunk=2, chunk_overlap=0)
+    model = GlobalMeanUpsampler()
+    df = evaluate_level(lq_dir, gt_dir, tmp_path / "out", model=model, dataset="sample", crf="raw", settings=windows)
+    # clip 000 (3 frames) in windows [0, 2) and [2, 3); clip 011 (2 frames) whole
+    assert model.calls == [(1, 2, 3, 8, 12), (1, 1, 3, 8, 12), (1, 2, 3, 8, 12)]
+    lq = np.stack([read_frame(p) for p in sorted((lq_dir / "000").glob("*.png"))])
+    gt = np.stack([read_frame(p) for p in sorted((gt_dir / "000").glob("*.png"))])
+    expected = super_resolve(GlobalMeanUpsampler(), lq, chunk=2, chunk_overlap=0)
+    scored = df[(df["method"] == "ftvsr") & (df["clip"] == "000")].sort_values("frame")["psnr"].to_numpy()
+    assert scored == pytest.approx([psnr(g, e) for g, e in zip(gt, expected, strict=True)])
+    whole = super_resolve(GlobalMeanUpsampler(), lq)
+    assert not np.allclose(scored, [psnr(g, e) for g, e in zip(gt, whole, strict=True)])
 
 
 def test_bicubic_only_needs_no_model(small_set):

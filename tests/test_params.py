@@ -89,6 +89,7 @@ def test_activate_profile_with_overrides(tmp_path):
         ("paper", ["train.iterations=0"], "train.iterations"),
         ("paper", ["train.iterations.x=1"], "'iterations' holds a value"),
         ("paper", ["model.widths=3"], "model.widths"),
+        ("paper", ["evaluate.chunk=2", "evaluate.chunk_overlap=2"], r"chunk_overlap \(2\) must be smaller than chunk"),
     ],
 )
 def test_bad_profile_or_override_is_one_line_and_leaves_params_alone(tmp_path, name, overrides, message):
@@ -106,10 +107,21 @@ def test_sample_profile_keeps_validation_and_test_content_out_of_training():
     def sources(clips):
         return {getattr(data.sample[c], "image", None) or data.sample[c].video for c in clips}
 
+    def content(clips):  # a whole photograph, or one frame of a video
+        units = set()
+        for name in clips:
+            clip = data.sample[name]
+            if hasattr(clip, "image"):
+                units.add(clip.image)
+            else:
+                units.update((clip.video, k) for k in range(clip.first_frame, clip.first_frame + clip.num_frames))
+        return units
+
     training = sources(data.train_clips)
-    assert sources(data.test_sets["natural_val"]) == {"chelsea", "coffee"}
+    assert sources(data.test_sets["natural_val"]) == {"chelsea", "coffee", "bigbuckbunny.mp4"}
     assert sources(data.test_sets["carphone"]) == {"carphone_pristine.mp4"}
+    assert "carphone_pristine.mp4" not in training
     for held_out in data.test_sets.values():
-        assert not sources(held_out) & training
+        assert not content(held_out) & content(data.train_clips)
     assert not set(data.train_clips) & {c for clips in data.test_sets.values() for c in clips}
     assert len(training) == 8  # bigbuckbunny and seven photographs
