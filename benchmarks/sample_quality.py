@@ -53,7 +53,7 @@ import torch
 import yaml
 
 from ftvsr.data.layout import level_name
-from ftvsr.evaluate import evaluate_set
+from ftvsr.evaluate import evaluate_set, profile_options
 from ftvsr.params import EvaluateSettings, Params, load_params
 from ftvsr.results import overall_means
 from ftvsr.train import train
@@ -103,12 +103,7 @@ def score(
             model=model,
             dataset=dataset,
             crf=str(level),
-            protocol=settings.protocol,
-            convert_to_y=dataset in settings.y_channel_datasets,
-            crop_border=settings.crop_border,
-            chunk=settings.chunk,
-            chunk_overlap=settings.chunk_overlap,
-            tile=settings.tile,
+            **profile_options(settings, dataset),
             progress=False,
         )
         means = overall_means(frames).set_index("method")["psnr"]

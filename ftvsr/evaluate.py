@@ -274,6 +274,20 @@ def _save_strip_frames(
     write_text_atomic(folder / "info.json", json.dumps(info, indent=2) + "\n")
 
 
+def profile_options(settings: EvaluateSettings, dataset: str) -> dict[str, Any]:
+    """The `evaluate_set` arguments a profile's evaluation settings fix for `dataset`: which frames
+    are scored and how, and how the model runs over them (temporal windows, tiles)."""
+    return dict(
+        protocol=settings.protocol,
+        convert_to_y=dataset in settings.y_channel_datasets,
+        crop_border=settings.crop_border,
+        test_frames=settings.test_frames,
+        chunk=settings.chunk,
+        chunk_overlap=settings.chunk_overlap,
+        tile=settings.tile,
+    )
+
+
 def evaluate_level(
     lq_dir: str | os.PathLike,
     gt_dir: str | os.PathLike,
@@ -297,13 +311,7 @@ def evaluate_level(
             model=model,
             dataset=dataset,
             crf=crf,
-            protocol=protocol or settings.protocol,
-            convert_to_y=dataset in settings.y_channel_datasets,
-            crop_border=settings.crop_border,
-            test_frames=settings.test_frames,
-            chunk=settings.chunk,
-            chunk_overlap=settings.chunk_overlap,
-            tile=settings.tile,
+            **{**profile_options(settings, dataset), "protocol": protocol or settings.protocol},
             device=device,
             amp_dtype=torch.bfloat16 if settings.precision == "bf16" else None,
             save_frames_dir=out_dir / "strips",
