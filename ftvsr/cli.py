@@ -227,6 +227,7 @@ def compare(
 ) -> None:
     """Compare trained models or MLflow runs on the same evaluation (ablations)."""
     from ftvsr.compare import EvalSet, compare_models, format_comparison
+    from ftvsr.evaluate import profile_options
 
     settings = load_params(params)
     root = data_root or Path("data") / settings.profile
@@ -234,18 +235,8 @@ def compare(
         EvalSet(dataset, level, root / "lr" / level / "test" / dataset, root / "hr" / "test" / dataset)
         for level in crf or ["raw"]
     ]
-    inference = settings.evaluate  # checkpoints run as the evaluate stage runs them
-    table = compare_models(
-        entries,
-        sets,
-        mlflow=settings.mlflow,
-        protocol=inference.protocol,
-        convert_to_y=dataset in inference.y_channel_datasets,
-        crop_border=inference.crop_border,
-        chunk=inference.chunk,
-        chunk_overlap=inference.chunk_overlap,
-        tile=inference.tile,
-    )
+    # checkpoints are scored and run as the evaluate stage does
+    table = compare_models(entries, sets, mlflow=settings.mlflow, **profile_options(settings.evaluate, dataset))
     typer.echo(format_comparison(table))
 
 

@@ -89,6 +89,7 @@ def compare_models(
     protocol: str = "full",
     convert_to_y: bool | None = None,
     crop_border: int = 0,
+    test_frames: int | None = None,
     chunk: int | None = None,
     chunk_overlap: int | None = None,
     tile: int | None = None,
@@ -114,7 +115,11 @@ def compare_models(
     if len(labels) != len(names):
         raise FTVSRError(f"compare: {len(names)} models but {len(labels)} labels")
     settings: dict[str, Any] = dict(
-        protocol=protocol, convert_to_y=convert_to_y, crop_border=crop_border, progress=progress
+        protocol=protocol,
+        convert_to_y=convert_to_y,
+        crop_border=crop_border,
+        test_frames=test_frames,
+        progress=progress,
     )
     baseline_cache: dict[tuple[str, str], pd.DataFrame] = {}  # (dataset, crf) -> means indexed by method
     rows: list[dict] = []

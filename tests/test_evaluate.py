@@ -445,3 +445,22 @@ def test_compare_checkpoints(tmp_path):
     means = base.groupby("method")["psnr"].mean()  # one clip: the frame mean is the set mean
     assert table.iloc[0]["delta_psnr"] == pytest.approx(table.iloc[0]["psnr"] - means["bicubic"])
     assert table.iloc[0]["delta_psnr_lanczos"] == pytest.approx(table.iloc[0]["psnr"] - means["lanczos"])
+
+
+def test_compare_runs_checkpoints_in_the_given_windows(tmp_path):
+    from ftvsr.models import FTVSR, load_model, save_model
+
+    lq_dir, gt_dir = make_set(tmp_path, {"000": 4}, lr_size=(16, 16))
+    torch.manual_seed(0)
+    model = FTVSR(mid_channels=4, num_blocks=1, d_model=64, n_heads=1, ftt_channels=64, flow="zero", hf_once=True)
+    path = save_model(model, tmp_path / "random_heads.pt")
+    windows = dict(chunk=2, chunk_overlap=0)
+    table = compare_models([path], [EvalSet("sample", "raw", lq_dir, gt_dir)], **windows)
+    scored = {}
+    for name, options in (("windows", windows), ("one pass", {})):
+        frames = evaluate_set(
+            lq_dir, gt_dir, model=load_model(path), methods=("ftvsr",), dataset="s", crf="raw", **options
+        )
+        scored[name] = frames["psnr"].mean()
+    assert table.iloc[0]["psnr"] == pytest.approx(scored["windows"])
+    assert scored["windows"] != pytest.approx(scored["one pass"])
