@@ -82,7 +82,7 @@ def prefect_views(api: str, out: Path, chromium: str) -> list[Path]:
         "prefect_logs.png": f"{base}/runs/flow-run/{compress['id']}",
         "prefect_artifacts.png": f"{base}/artifacts",
     }
-    return [screenshot(url, out / name, chromium, "1500,1100", wait_ms=20000) for name, url in pages.items()]
+    return [screenshot(url, out / name, chromium, "1500,1100", wait_ms=60000) for name, url in pages.items()]
 
 
 def main() -> None:
