@@ -209,9 +209,7 @@ def evaluate_set(
     if not gt_dir.is_dir():
         raise FTVSRError(f"ground truth set folder not found: {gt_dir}")
     clips = list_clips(lq_dir)
-    inference: dict[str, Any] = dict(chunk=chunk, tile=tile, device=device, amp_dtype=amp_dtype)
-    if chunk_overlap is not None:
-        inference["chunk_overlap"] = chunk_overlap
+    inference = dict(chunk=chunk, chunk_overlap=chunk_overlap, tile=tile, device=device, amp_dtype=amp_dtype)
 
     rows: list[tuple] = []
     for clip in tqdm(clips, desc=f"evaluate {dataset} {crf}", unit="clip", disable=not progress):

@@ -173,7 +173,7 @@ def super_resolve(
     frames: np.ndarray,
     *,
     chunk: int | None = None,
-    chunk_overlap: int = CHUNK_OVERLAP,
+    chunk_overlap: int | None = None,
     tile: int | None = None,
     tile_overlap: int = TILE_OVERLAP,
     device: str | torch.device = "cpu",
@@ -184,12 +184,14 @@ def super_resolve(
 
     frames: uint8 (t, h, w, 3) RGB. Returns uint8 (t, 4h, 4w, 3) RGB.
     chunk: frames per pass, at most (None: the whole clip); consecutive chunks share at least
-    `chunk_overlap` frames and each frame comes from the chunk where it is most central.
+    `chunk_overlap` frames (None: `CHUNK_OVERLAP`) and each frame comes from the chunk where it is most
+    central.
     tile: LR tile size in pixels (None: whole frames); neighbouring tiles share `tile_overlap` pixels.
     device: where the model runs (the model is moved there; checked by `resolve_device`);
     amp_dtype: e.g. torch.bfloat16 for autocast (None: full precision). The model is run in eval
     mode and left in its former mode.
     """
+    chunk_overlap = CHUNK_OVERLAP if chunk_overlap is None else chunk_overlap
     _check(model, frames, chunk, chunk_overlap, tile, tile_overlap)
     t, h, w, _ = frames.shape
     device = resolve_device(device)
